@@ -1,0 +1,239 @@
+"""`hepnn <command> ...`: parse arguments, build a config, call library functions. Nothing else.
+
+Heavy modules (torch, pythia, matplotlib) are imported inside the commands so `hepnn --help` is fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from hepnn import __version__
+from hepnn.errors import HepnnError
+
+app = typer.Typer(
+    name="hepnn",
+    help="From collision events to trained, evaluated, tuned and compressed neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hepnn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+) -> None:
+    from hepnn.log import setup_logging
+
+    _state["debug"] = debug
+    setup_logging(logging.WARNING if quiet else logging.DEBUG if debug else logging.INFO)
+
+
+def _fail(err: Exception) -> None:
+    if _state["debug"]:
+        raise err
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def run() -> None:
+    """Console entry point with the project's error handling."""
+    try:
+        app()
+    except HepnnError as err:  # raised outside a command (should not happen); keep one line
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.lr=3e-4.")]
+
+
+@app.command()
+def generate(
+    process: Annotated[str, typer.Option(help="top | qcd | w")] = "top",
+    n_jets: Annotated[int, typer.Option("--n-jets", help="Number of jets passing the cuts.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Base random seed (shard i uses a seed derived from it).")] = 1,
+    out: Annotated[Path, typer.Option(help="Output file (one shard) or directory (several).")] = Path("jets.parquet"),
+    workers: Annotated[int, typer.Option(help="Worker processes (one shard each at a time).")] = 1,
+    detector: Annotated[str, typer.Option(help="none | simple (Delphes-like smearing).")] = "none",
+    fmt: Annotated[str, typer.Option("--format", help="parquet | toptagging-h5")] = "parquet",
+    pt_min: Annotated[float, typer.Option("--pt-min", help="Jet pT lower cut in GeV.")] = 550.0,
+    pt_max: Annotated[float, typer.Option("--pt-max", help="Jet pT upper cut in GeV.")] = 650.0,
+    eta_max: Annotated[float, typer.Option("--eta-max", help="Jet |eta| cut.")] = 2.0,
+    radius: Annotated[float, typer.Option("--radius", help="Anti-kT radius R.")] = 0.8,
+    mpi: Annotated[bool, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")] = False,
+    mode: Annotated[str, typer.Option(help="unbiased (low pT-hat cut + prefilter) | window (fast, biased)")] = "unbiased",
+    shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="Jets per shard file.")] = None,
+) -> None:
+    """Generate jets with Pythia 8 + FastJet (needs the `gen` extra)."""
+    try:
+        from hepnn.generate import generate as run_generate
+
+        kwargs = dict(
+            seed=seed, workers=workers, detector=detector, fmt=fmt, pt_min=pt_min, pt_max=pt_max,
+            eta_max=eta_max, R=radius, mpi=mpi, mode=mode,
+        )
+        if shard_size is not None:
+            kwargs["shard_size"] = shard_size
+        paths = run_generate(process, n_jets, out, **kwargs)
+        typer.echo("\n".join(str(p) for p in paths))
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def inspect(paths: Annotated[list[Path], typer.Argument(help="Data files (parquet, ROOT, HDF5).")]) -> None:
+    """Schema, jets, label balance, multiplicity, feature statistics and a memory estimate."""
+    try:
+        from hepnn.data.inspect import inspect_files, render_inspect
+        from hepnn.log import console
+
+        out = render_inspect(inspect_files([str(p) for p in paths]))
+        if isinstance(out, str):
+            typer.echo(out)
+        else:
+            console.file = sys.stdout
+            console.print(out)
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def models() -> None:
+    """List the registered models with their inputs and parameter counts."""
+    try:
+        from hepnn.registry import describe_models
+
+        for row in describe_models():
+            typer.echo(f"{row['name']:<20} {row['family']:<12} inputs={','.join(row['inputs']):<14} "
+                       f"params={row['n_params']:>9,}  {row['doc']}")
+    except HepnnError as err:
+        _fail(err)
+
+
+def _seeds(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise HepnnError(f"--seeds must be a comma-separated list of integers, got {text!r}") from None
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="Run YAML (omit with --resume).")] = None,
+    overrides: Overrides = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/NAME-MODEL-sSEED-TIME).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Repeat with these seeds, e.g. 1,2,3 (OUT/seedN each).")] = None,
+) -> None:
+    """Train a model described by a YAML config; writes a run directory."""
+    try:
+        from hepnn.config import load_config
+        from hepnn.train.fit import fit, resume as resume_run
+
+        if resume is not None:
+            typer.echo(str(resume_run(resume)))
+            return
+        if config is None:
+            raise HepnnError("give a config file (hepnn train CONFIG.yaml [key=value ...]) or --resume RUN_DIR")
+        repeats = _seeds(seeds)
+        if not repeats:
+            typer.echo(str(fit(load_config(config, overrides or []), out)))
+            return
+        base = out or Path("runs") / config.stem
+        for s in repeats:
+            cfg = load_config(config, [*(overrides or []), f"train.seed={s}"])
+            typer.echo(str(fit(cfg, base / f"seed{s}")))
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `hepnn train`.")],
+    data: Annotated[Optional[list[Path]], typer.Option(help="Evaluate on these files instead of the test split.")] = None,
+) -> None:
+    """Metrics (accuracy, AUC, 1/eps_B at eps_S = 0.3, 0.5), plots and the report for a run."""
+    try:
+        from hepnn.evaluate.run import evaluate_run
+
+        metrics = evaluate_run(run_dir, [str(p) for p in data] if data else None)
+        for k, v in metrics.items():
+            typer.echo(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `hepnn train`.")],
+    data: Annotated[list[Path], typer.Argument(help="Files to score.")],
+    out: Annotated[Path, typer.Option(help="Output parquet with scores, labels, jet pT and mass.")] = Path("scores.parquet"),
+) -> None:
+    """Score jets with a trained run; writes parquet (score, label if present, jet_pt, jet_mass)."""
+    try:
+        from hepnn.evaluate.run import predict_run
+
+        typer.echo(str(predict_run(run_dir, [str(p) for p in data], out)))
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (seed repeats are averaged).")],
+    out: Annotated[Path, typer.Option(help="Where the table, ROC overlay and report go.")] = Path("runs/compare"),
+) -> None:
+    """One table (Markdown + CSV) and overlaid ROC curves over runs, mean +- std over seeds."""
+    try:
+        from hepnn.evaluate.comparison import compare_dirs
+        from hepnn.log import console
+
+        table = compare_dirs(run_dirs, out)
+        console.file = sys.stdout
+        console.print(table)
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo's runs and report go.")] = Path("runs/demo"),
+    generate_n: Annotated[Optional[int], typer.Option("--generate", help="Generate N fresh jets per class instead of the committed sample.")] = None,
+    models: Annotated[str, typer.Option(help="Comma-separated models to train.")] = "bdt,mlp,pfn,particlenet_lite,part_lite",
+    epochs: Annotated[Optional[int], typer.Option(help="Override the epochs of every model.")] = None,
+) -> None:
+    """The main job: train several taggers on real top/QCD jets, print the table, write plots and a report."""
+    try:
+        from hepnn.demo import run_demo
+        from hepnn.log import console
+
+        table = run_demo(out, models=[m.strip() for m in models.split(",") if m.strip()],
+                         generate=generate_n, epochs=epochs)
+        console.file = sys.stdout
+        console.print(table)
+    except HepnnError as err:
+        _fail(err)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

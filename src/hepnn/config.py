@@ -1,0 +1,275 @@
+"""Typed schemas for a run: one YAML file, dotted overrides on the command line, validated once.
+
+>>> cfg = load_config("configs/top_tagging/pfn.yaml", ["train.lr=3e-4", "train.epochs=2"])
+
+An unknown key or a wrong type is a ``ConfigError`` that names the dotted key, the value given and
+the allowed keys. Library functions take plain arguments; only the CLI and factories read a config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hepnn.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Section):
+    """Fractions for splitting one source into train/val/test (stratified by label, seeded)."""
+
+    train: float = Field(0.6, gt=0, le=1)
+    val: float = Field(0.2, ge=0, lt=1)
+    test: float = Field(0.2, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> "SplitConfig":
+        if abs(self.train + self.val + self.test - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must be 1, got {self.train + self.val + self.test:g}")
+        return self
+
+
+class PreprocessStep(_Section):
+    """One preprocessing step, e.g. ``{kind: standardize, block: jet, columns: [mass, pt]}``."""
+
+    block: Literal["jet", "particle"] = "jet"  # jet-level features or per-particle features (x)
+    kind: Literal["standardize", "robust_standardize", "log", "clip", "shared_scale", "pca"]
+    columns: list[str] | None = None  # None = every column of the block it applies to
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataConfig(_Section):
+    """Where the jets come from and how they become batches."""
+
+    train: list[str] = Field(default_factory=list)  # files or globs; one source is split by `split`
+    val: list[str] = Field(default_factory=list)  # optional separate files (split by file)
+    test: list[str] = Field(default_factory=list)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    particle_features: list[str] = Field(
+        default_factory=lambda: ["deta", "dphi", "log_pt", "log_e", "log_pt_rel", "log_e_rel", "dr"]
+    )
+    jet_features: list[str] = Field(default_factory=lambda: ["mass", "pt", "n_particles", "tau21", "tau32"])
+    target: str = "label"  # column to predict: "label" (classification) or e.g. "jet_mass", "truth_pt"
+    num_classes: int = Field(2, ge=1)  # 1 = regression output
+    max_particles: int | None = Field(128, gt=0)  # cap N, keeping the hardest particles; None = no cap
+    image_size: int = Field(40, gt=1)  # jet images are image_size x image_size
+    batch_size: int = Field(256, gt=0)
+    loader: Literal["auto", "memory", "stream"] = "auto"
+    memory_limit_gb: float = Field(4.0, gt=0)  # in-memory loading when the estimate fits under this
+    chunk_size: int = Field(100_000, gt=0)  # jets per streamed chunk
+    bucketing: bool = True  # group jets of similar multiplicity to cut padding waste
+    max_jets: int | None = Field(None, gt=0)  # use only the first N jets of the sources (quick runs)
+
+    @field_validator("train", "val", "test", mode="before")
+    @classmethod
+    def _str_to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class ModelConfig(_Section):
+    """A registered model name and its keyword parameters (checked against the factory)."""
+
+    name: str = "mlp"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizerConfig(_Section):
+    name: Literal["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "amsgrad", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)  # never applied to biases and norm parameters
+    momentum: float = Field(0.9, ge=0, lt=1)  # for momentum / nesterov / rmsprop
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+
+
+class ScheduleConfig(_Section):
+    name: Literal["constant", "time_decay", "step", "exponential", "cosine", "onecycle", "plateau"] = "constant"
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up before any schedule
+    decay: float = Field(0.0, ge=0)  # time-based decay k in lr0 / (1 + k t), t in steps
+    step_size: int = Field(1, gt=0)  # epochs between step decays
+    gamma: float = Field(0.5, gt=0, le=1)  # step / exponential / plateau factor
+    min_lr: float = Field(0.0, ge=0)  # cosine floor
+    patience: int = Field(2, ge=0)  # plateau
+
+
+class EarlyStoppingConfig(_Section):
+    metric: str = "val_loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(5, ge=0)
+    restore_best: bool = True
+
+
+class TrainConfig(_Section):
+    """Everything the training engine does with a model and data."""
+
+    task: Literal["auto", "classify", "regress"] = "auto"
+    epochs: int = Field(10, ge=1)
+    seed: int = 0
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    loss: Literal["auto", "ce", "bce", "mse", "mae", "huber"] = "auto"
+    class_weights: Literal["none", "balanced"] | list[float] = "none"
+    init: Literal["default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal"] = "default"
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+    grad_penalty: float = Field(0.0, ge=0)  # lambda * ||d y_hat / d x||^2
+    grad_clip: float | None = Field(None, gt=0)
+    early_stopping: EarlyStoppingConfig | None = None
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    amp: Literal["none", "bf16", "fp16"] = "none"
+    compile: bool = False
+    log_every: int = Field(50, gt=0)
+
+
+class EvaluateConfig(_Section):
+    signal_efficiencies: list[float] = Field(default_factory=lambda: [0.3, 0.5])
+    plots: bool = True
+
+    @field_validator("signal_efficiencies")
+    @classmethod
+    def _in_unit_interval(cls, v: list[float]) -> list[float]:
+        bad = [e for e in v if not 0 < e < 1]
+        if bad:
+            raise ValueError(f"signal efficiencies must lie in (0, 1), got {bad}")
+        return v
+
+
+class RunConfig(_Section):
+    """A whole run: data, model, training and evaluation."""
+
+    name: str = "run"
+    data: DataConfig = Field(default_factory=DataConfig)
+    preprocess: list[PreprocessStep] = Field(default_factory=list)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+
+# --------------------------------------------------------------------------------------------------
+# loading, overrides and error messages
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> (["train", "lr"], 0.0003). Values are parsed as YAML scalars/lists."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=3e-4)")
+    key, _, raw = item.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (validation happens afterwards, on the whole config)."""
+    for item in overrides:
+        path, value = parse_override(item)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``loc`` inside ``model`` (for error messages)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        current = None
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            cand_args = getattr(cand, "__args__", ())
+            for c in (cand, *cand_args):
+                if isinstance(c, type) and issubclass(c, BaseModel):
+                    current = c
+                    break
+            if current is not None:
+                break
+    return sorted(getattr(current, "model_fields", {}))
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        value = e.get("input")
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, tuple(e["loc"]))
+            lines.append(f"  unknown key '{key}' (value {value!r}); allowed keys here: {', '.join(allowed)}")
+        else:
+            lines.append(f"  '{key}' = {value!r}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def validate_config(raw: dict[str, Any], source: str = "<config>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, RunConfig, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run YAML (or start from defaults), apply dotted overrides, validate once."""
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+        raw = loaded
+        _resolve_paths(raw, path.parent)
+    raw = apply_overrides(raw, overrides or [])
+    return validate_config(raw, source)
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    """Data paths in a config file are relative to the repository root or to the file itself."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in ("train", "val", "test"):
+        entries = data.get(key)
+        if isinstance(entries, str):
+            entries = [entries]
+        if not isinstance(entries, list):
+            continue
+        resolved = []
+        for p in entries:
+            if isinstance(p, str) and not Path(p).is_absolute() and not Path(p).exists() and (base / p).exists():
+                p = str(base / p)
+            resolved.append(p)
+        data[key] = resolved
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML (what lands in every run directory and checkpoint)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Data: canonical fields, readers, physics features, preprocessing, batches and loaders."""

@@ -1,0 +1,205 @@
+"""Evaluate and predict with a run directory: metrics.json, scores, plots and the report.
+
+A run directory is enough: the resolved config rebuilds the model and the data split, the fitted
+preprocessing comes from preprocess.json, the weights from model.safetensors (model.json for BDTs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hepnn.config import RunConfig, dump_config, load_config
+from hepnn.data.jagged import JaggedJets
+from hepnn.errors import HepnnError
+from hepnn.io_utils import write_json_atomic
+from hepnn.log import get_logger
+
+log = get_logger(__name__)
+
+_KS_JETS = 20_000  # training jets scored for the overtraining check
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, Any, dict[str, Any], str]:
+    """(config, model with weights, fitted preprocessors, task kind) of a finished run."""
+    from hepnn.data.dataset import load_preprocessors
+    from hepnn.registry import get_model_spec
+    from hepnn.train.checkpoint import load_weights
+    from hepnn.train.fit import build_model, task_kind
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise HepnnError(f"{run_dir} is not a run directory (no config.yaml); pass the folder `hepnn train` wrote")
+    cfg = load_config(run_dir / "config.yaml")
+    model = build_model(cfg)
+    if get_model_spec(cfg.model.name).family == "bdt":
+        path = run_dir / "model.json"
+        if not path.is_file():
+            raise HepnnError(f"{path} is missing; the BDT run did not finish")
+        model.load(path)
+    else:
+        load_weights(model, run_dir / "model.safetensors")
+        model.eval()
+    return cfg, model, load_preprocessors(run_dir / "preprocess.json"), task_kind(cfg)
+
+
+def predict_jets(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: JaggedJets, kind: str) -> dict[str, np.ndarray]:
+    """Scores (classification) or predictions (regression) for ``jets``, in their order."""
+    from hepnn.registry import get_model_spec
+
+    if get_model_spec(cfg.model.name).family == "bdt":
+        x = pre["jet"].transform(jets.jet) if "jet" in pre else jets.jet
+        out = model.predict_arrays(x)
+        key = "score" if kind == "classify" else "pred"
+        if kind == "classify" and out.ndim == 2 and out.shape[1] == 2:
+            out = out[:, 1]
+        return {key: out.astype(np.float32), "y": jets.y}
+    from hepnn.train.engine import predict_outputs
+    from hepnn.train.fit import make_loaders, make_task
+
+    spec = get_model_spec(cfg.model.name)
+    fields = (*spec.inputs, "y")
+
+    class _Only:  # make_loaders wants splits; evaluation needs only the unshuffled loader
+        train = jets
+        num_classes = cfg.data.num_classes
+
+    _, eval_loader = make_loaders(cfg, _Only, pre, kind=kind, fields=fields)
+    task = make_task(cfg, kind, cfg.data.num_classes, None)
+    return predict_outputs(model, task, eval_loader(jets))
+
+
+def jet_kinematics(jets: JaggedJets) -> dict[str, np.ndarray]:
+    """Jet pT and mass from the summed constituents (observers written next to the scores)."""
+    p4 = jets._p4[:-1].astype(np.float64)  # (P, 4) without the padding sentinel
+    starts = jets.offsets[:-1]
+    sums = np.zeros((len(jets), 4))
+    nonempty = jets.counts > 0
+    sums[nonempty] = np.add.reduceat(p4, starts[nonempty], axis=0)
+    pt = np.hypot(sums[:, 1], sums[:, 2])
+    m2 = sums[:, 0] ** 2 - (sums[:, 1:] ** 2).sum(axis=1)
+    return {"jet_pt": pt.astype(np.float32), "jet_mass": np.sqrt(np.clip(m2, 0, None)).astype(np.float32)}
+
+
+def _scores_table(out: dict[str, np.ndarray], jets: JaggedJets) -> dict[str, np.ndarray]:
+    table = {k: v for k, v in out.items() if k != "loss" and v is not None and len(v) == len(jets)}
+    if "score" in table and table["score"].ndim == 2:  # multi-class: one column per class
+        probs = table.pop("score")
+        table.update({f"score_{c}": probs[:, c] for c in range(probs.shape[1])})
+    if "y" in table:
+        y = table.pop("y")
+        if "pred" in table:
+            table["target"] = y
+        else:
+            table["label"] = y.astype(np.int64)
+    table.update(jet_kinematics(jets))
+    return table
+
+
+def write_table(table: dict[str, np.ndarray], path: Path) -> None:
+    import awkward as ak
+
+    from hepnn.data.io import write_parquet
+
+    write_parquet(ak.Array({k: np.asarray(v) for k, v in table.items()}), path, metadata={"kind": "scores"})
+
+
+def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any, run_dir: Path, *,
+                    kind: str) -> dict[str, Any]:
+    """Score the test split (and part of the training split for the overtraining check), write
+    metrics.json, test_scores.parquet, plots and the report."""
+    from hepnn.evaluate import metrics as M
+
+    test = predict_jets(cfg, model, pre, splits.test, kind)
+    write_table(_scores_table(test, splits.test), run_dir / "test_scores.parquet")
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    if kind == "classify":
+        metrics: dict[str, Any] = M.classification_metrics(test["y"], test["score"], cfg.evaluate.signal_efficiencies)
+        sub = splits.train.take(np.arange(min(len(splits.train), _KS_JETS)))
+        train = predict_jets(cfg, model, pre, sub, kind)
+        metrics.update(M.ks_overtraining(train["score"], train["y"], test["score"], test["y"]))
+    else:
+        train = None
+        metrics = M.regression_metrics(test["y"], test["pred"])
+    metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s") if k in info})
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    plots = _plots(cfg, run_dir, kind, test, train) if cfg.evaluate.plots else []
+    from hepnn.evaluate.report import write_report
+
+    write_report(run_dir, title=f"{cfg.name}: {cfg.model.name}", config_yaml=dump_config(cfg),
+                 metrics=metrics, plots=plots, history=_history(run_dir))
+    log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return metrics
+
+
+def _history(run_dir: Path) -> dict[str, list[float]] | None:
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return None
+    import csv
+
+    rows = list(csv.DictReader(path.open()))
+    keys = [k for k in rows[0] if k.endswith("loss") or k.startswith("val_")] if rows else []
+    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
+
+
+def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | None) -> list[Path]:
+    from hepnn.evaluate import metrics as M
+    from hepnn.evaluate import plots as P
+
+    out: list[Path] = []
+    pdir = run_dir / "plots"
+    if kind == "classify":
+        s = test["score"] if test["score"].ndim == 1 else test["score"][:, 1]
+        eps_b, eps_s, _ = M.roc_curve(test["y"] == 1, s)
+        out += P.plot_roc({cfg.model.name: (eps_s, eps_b)}, pdir / "roc", effs=cfg.evaluate.signal_efficiencies)
+        if train is not None:
+            ts = train["score"] if train["score"].ndim == 1 else train["score"][:, 1]
+            out += P.plot_scores(ts, train["y"], s, test["y"], pdir / "scores")
+    else:
+        out += P.plot_distributions({"true": test["y"], "predicted": test["pred"]}, pdir / "prediction",
+                                    xlabel=cfg.data.target)
+    history = _history(run_dir)
+    if history and any(history.values()):
+        out += P.plot_history(history, pdir / "history")
+    return [p for p in out if p.suffix == ".png"]
+
+
+def evaluate_run(run_dir: str | Path, data: list[str] | None = None) -> dict[str, Any]:
+    """Re-evaluate a run on its own test split, or on other files (``data``)."""
+    from hepnn.data.dataset import load_splits
+    from hepnn.registry import get_model_spec
+
+    run_dir = Path(run_dir)
+    cfg, model, pre, kind = load_run(run_dir)
+    fields = (*get_model_spec(cfg.model.name).inputs, "y")
+    splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed)
+    if data:
+        from hepnn.data.dataset import read_split
+
+        splits.test = read_split(data, cfg.data, needs_jet="jet" in fields, target=cfg.data.target)
+    return evaluate_loaded(cfg, model, pre, splits, run_dir, kind=kind)
+
+
+def predict_run(run_dir: str | Path, data: list[str], out: str | Path) -> Path:
+    """Scores (or predictions), labels when present, and jet pT/mass for every jet of ``data``."""
+    from hepnn.data.io import read_jets
+    from hepnn.registry import get_model_spec
+
+    cfg, model, pre, kind = load_run(run_dir)
+    fields = get_model_spec(cfg.model.name).inputs
+    arrays = read_jets(list(data))
+    has_target = cfg.data.target in arrays.fields
+    jets = JaggedJets.from_awkward(arrays, target=cfg.data.target if has_target else None,
+                                   jet_features=cfg.data.jet_features if "jet" in fields else ())
+    if not has_target:  # the batch builder wants a target; unlabeled data gets a placeholder, dropped below
+        log.info("no %s column in %s: writing scores without labels", cfg.data.target, ", ".join(data))
+        jets.y = np.zeros(len(jets), dtype=np.int64 if kind == "classify" else np.float32)
+    result = predict_jets(cfg, model, pre, jets, kind)
+    if not has_target:
+        result.pop("y", None)
+    write_table(_scores_table(result, jets), Path(out))
+    return Path(out)

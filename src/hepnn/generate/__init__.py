@@ -1,0 +1,12 @@
+"""Monte-Carlo jet samples: Pythia 8 + FastJet, optional detector smearing, sharded resumable writing.
+
+>>> from hepnn.generate import generate
+>>> generate("top", 1000, "data/top.parquet", seed=1)   # doctest: +SKIP
+
+Pythia and FastJet (the ``gen`` extra) are imported only when generating.
+"""
+
+from hepnn.generate.run import generate, merge_files
+from hepnn.generate.settings import GenerationSettings, make_settings
+
+__all__ = ["GenerationSettings", "generate", "make_settings", "merge_files"]

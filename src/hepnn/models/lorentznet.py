@@ -1,0 +1,142 @@
+"""LorentzNet: Gong, Meng, Qi, et al., "An Efficient Lorentz Equivariant Graph Neural Network for Jet
+Tagging", arXiv:2201.08187.
+
+Each particle carries scalars h_i and a four-vector x_i (initially its momentum). A Lorentz group
+equivariant block (LGEB) updates both, using only Minkowski invariants of the coordinates:
+
+    m_ij = φ_e(h_i, h_j, ψ(‖x_i − x_j‖²), ψ(⟨x_i, x_j⟩)),   ψ(a) = sgn(a) ln(|a| + 1)
+    x_i ← x_i + c Σ_j φ_x(m_ij) x_j                           (c = 1e-3)
+    h_i ← h_i + φ_h(h_i, Σ_j w_ij m_ij, s_i),  w_ij = φ_m(m_ij) = sigmoid(Linear(m_ij))
+
+Sums run over real j ≠ i. The output is the decoder MLP on the masked mean of h over real
+particles, so it is invariant under Lorentz transformations of all p4 and under particle order.
+Input scalars s_i are Lorentz invariants: ψ(m_i²) and a beam flag. With ``spurions=True`` (the
+paper's default) the two beams (1, 0, 0, ±1) are added as extra particles with flag 1; this
+keeps only rotations about the beam axis as an exact symmetry.
+
+Shapes: p4 (B, N, 4) GeV, mask (B, N) -> (B, num_classes).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from hepnn.data.batch import Batch
+from hepnn.nn.layers import masked_mean, mlp
+from hepnn.nn.lorentz import add_beams, minkowski_gram, minkowski_norm2, pairwise_norm2, psi
+from hepnn.registry import register_model
+
+N_SCALARS = 2  # ψ(m²), is_beam
+
+
+class LGEB(nn.Module):
+    """One Lorentz group equivariant block. Shapes: h (B, N, D), x (B, N, 4), s (B, N, S) -> same."""
+
+    def __init__(
+        self, width: int, n_scalars: int, *, c: float = 1e-3, dropout: float = 0.0, update_x: bool = True
+    ) -> None:
+        super().__init__()
+        self.c = c
+        # φ_e's first Linear on (h_i, h_j, invariants), split by input so that the h terms are
+        # computed per particle (B, N, D) and broadcast, not per edge (B, N, N, 2D)
+        self.e_i, self.e_j = nn.Linear(width, width), nn.Linear(width, width, bias=False)
+        self.e_inv = nn.Linear(2, width, bias=False)
+        self.phi_e = nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+        self.phi_m = nn.Sequential(nn.Linear(width, 1), nn.Sigmoid())
+        self.phi_h = mlp([2 * width + n_scalars, width, width], act="relu", dropout=dropout)
+        # the last block's coordinates are never read, so it has no φ_x (as in the paper's code)
+        self.phi_x = mlp([width, width, 1], act="relu") if update_x else None
+
+    def forward(self, h: Tensor, x: Tensor, s: Tensor, edge: Tensor) -> tuple[Tensor, Tensor]:
+        inv = torch.stack([psi(pairwise_norm2(x)), psi(minkowski_gram(x))], dim=-1)  # (B, N, N, 2)
+        pre = self.e_i(h).unsqueeze(2) + self.e_j(h).unsqueeze(1) + self.e_inv(inv)  # (B, N, N, D)
+        m = self.phi_e(pre)  # (B, N, N, D) m_ij
+        e = edge.unsqueeze(-1).to(h.dtype)  # (B, N, N, 1) real i, real j, i ≠ j
+        if self.phi_x is not None:
+            x = x + self.c * torch.einsum("bij,bjc->bic", (self.phi_x(m) * e).squeeze(-1), x)  # Σ_j φ_x x_j
+        agg = (self.phi_m(m) * m * e).sum(2)  # (B, N, D) Σ_j w_ij m_ij
+        h = h + self.phi_h(torch.cat([h, agg, s], dim=-1))
+        return h, x
+
+
+class LorentzNet(nn.Module):
+    """LorentzNet: scalar embedding, a stack of LGEBs, decoder on the masked mean of h.
+
+    Args:
+        num_classes: outputs. width: hidden width (72 in the paper). num_blocks: LGEBs (6).
+        c: coordinate update scale (1e-3). dropout: in φ_h and the decoder (0.2).
+        spurions: add the two beam four-vectors as extra particles (the paper's default).
+        scale: multiplies p4 (GeV) before use, so products are O(1) (0.01: units of 100 GeV).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_classes: int,
+        width: int = 72,
+        num_blocks: int = 6,
+        c: float = 1e-3,
+        dropout: float = 0.2,
+        spurions: bool = True,
+        scale: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.spurions, self.scale = spurions, scale
+        self.embed = nn.Linear(N_SCALARS, width)
+        self.blocks = nn.ModuleList(
+            [LGEB(width, N_SCALARS, c=c, dropout=dropout, update_x=i < num_blocks - 1) for i in range(num_blocks)]
+        )
+        self.decoder = mlp([width, width, num_classes], act="relu", dropout=dropout)
+
+    def forward(self, batch: Batch) -> Tensor:
+        mask = batch.mask.bool()
+        x = batch.p4 * self.scale * mask.unsqueeze(-1).to(batch.p4.dtype)  # (B, N, 4)
+        is_beam = torch.zeros_like(mask)
+        if self.spurions:
+            x, mask, is_beam = add_beams(x, mask)  # (B, N + 2, 4), (B, N + 2), (B, N + 2)
+        s = torch.stack([psi(minkowski_norm2(x)), is_beam.to(x.dtype)], dim=-1)  # (B, N, 2)
+        s = s * mask.unsqueeze(-1).to(x.dtype)
+        n = mask.shape[1]
+        eye = torch.eye(n, dtype=torch.bool, device=mask.device)
+        edge = mask[:, :, None] & mask[:, None, :] & ~eye  # (B, N, N)
+        h = self.embed(s)  # (B, N, D)
+        for block in self.blocks:
+            h, x = block(h, x, s, edge)
+        return self.decoder(masked_mean(h, mask))  # (B, D) -> (B, K)
+
+
+@register_model("lorentznet", inputs=("p4", "mask"), family="lorentz", tags=("permutation", "lorentz"))
+def lorentznet(
+    *,
+    num_classes: int = 2,
+    width: int = 72,
+    num_blocks: int = 6,
+    c: float = 1e-3,
+    dropout: float = 0.2,
+    spurions: bool = True,
+    scale: float = 0.01,
+) -> LorentzNet:
+    """LorentzNet (arXiv:2201.08187) at the paper's size: 6 LGEBs of width 72, beam spurions."""
+    return LorentzNet(
+        num_classes=num_classes, width=width, num_blocks=num_blocks, c=c, dropout=dropout,
+        spurions=spurions, scale=scale,
+    )  # fmt: skip
+
+
+@register_model("lorentznet_lite", inputs=("p4", "mask"), family="lorentz", tags=("permutation", "lorentz"))
+def lorentznet_lite(
+    *,
+    num_classes: int = 2,
+    width: int = 32,
+    num_blocks: int = 3,
+    c: float = 1e-3,
+    dropout: float = 0.1,
+    spurions: bool = True,
+    scale: float = 0.01,
+) -> LorentzNet:
+    """LorentzNet for CPUs: 3 LGEBs of width 32."""
+    return LorentzNet(
+        num_classes=num_classes, width=width, num_blocks=num_blocks, c=c, dropout=dropout,
+        spurions=spurions, scale=scale,
+    )  # fmt: skip

@@ -1,0 +1,151 @@
+"""Particle Transformer (ParT): Qu, Li, Qian, "Particle Transformer for Jet Tagging", arXiv:2202.03772.
+
+    x⁰ = Embed(x)                                 particle embedding MLP (128, 512, 128)
+    U  = PairEmbed(ln kT, ln z, ln ΔR, ln m²)     pointwise MLP (64, 64, 64) -> one bias per head
+    xˡ⁺¹ = ParticleAttentionBlock(xˡ, U)          8 blocks, softmax(QKᵀ/√d + U) V
+    c  = ClassAttentionBlock(c, [c, x])           2 blocks, class token attends to the particles
+    logits = Linear(LN(c))
+
+Pair features are computed per batch inside the model from p4 (``hepnn.data.features.pair_features``)
+on the batch's device and dtype. Padded keys get −inf in the attention mask (added to U), so padding
+and particle order never change the output.
+
+Shapes: x (B, N, C), p4 (B, N, 4), mask (B, N) -> (B, num_classes).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from hepnn.data.batch import Batch
+from hepnn.data.features import pair_features
+from hepnn.nn.attention import ParticleAttentionBlock, attention_mask
+from hepnn.nn.equivariant import MaskedBatchNorm
+from hepnn.registry import register_model
+
+PAIR_NAMES = ("ln_kt", "ln_z", "ln_dr", "ln_m2")
+
+
+class PairEmbed(nn.Module):
+    """ParT's pair embedding: masked BatchNorm, then pointwise (1×1 conv) Linear-BN-GELU layers.
+
+    BatchNorm statistics use real pairs only (``MaskedBatchNorm``), so padding never leaks in.
+
+    Shapes: pairs (B, N, N, P), pair_mask (B, N, N) -> (B, H, N, N).
+    """
+
+    def __init__(self, in_features: int, dims: Sequence[int], num_heads: int) -> None:
+        super().__init__()
+        widths = [in_features, *dims]
+        self.norms = nn.ModuleList([MaskedBatchNorm(w) for w in widths])
+        self.linears = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        self.out = nn.Linear(widths[-1], num_heads)
+        self.act = nn.GELU()
+
+    def forward(self, pairs: Tensor, pair_mask: Tensor) -> Tensor:
+        h = self.norms[0](pairs, pair_mask)  # (B, N, N, P)
+        for lin, norm in zip(self.linears, self.norms[1:]):
+            h = self.act(norm(lin(h), pair_mask))  # (B, N, N, D)
+        return self.out(h).permute(0, 3, 1, 2)  # (B, N, N, H) -> (B, H, N, N)
+
+
+class ParticleTransformer(nn.Module):
+    """ParT: particle embedding, pair-bias attention blocks, class-attention blocks, linear head.
+
+    Args:
+        in_features: per-particle features C. num_classes: outputs.
+        embed_dims: particle embedding MLP widths; the last is the model width.
+        pair_embed_dims: pair embedding MLP widths (then a Linear to one bias per head).
+        num_heads, num_layers, num_cls_layers: heads, particle blocks, class-attention blocks.
+        expansion: feed-forward width factor. dropout: attention / feed-forward dropout.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_features: int,
+        num_classes: int,
+        embed_dims: Sequence[int] = (128, 512, 128),
+        pair_embed_dims: Sequence[int] = (64, 64, 64),
+        num_heads: int = 8,
+        num_layers: int = 8,
+        num_cls_layers: int = 2,
+        expansion: int = 4,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        dim = embed_dims[-1]
+        layers: list[nn.Module] = []
+        for a, b in zip([in_features, *embed_dims[:-1]], embed_dims):
+            layers += [nn.LayerNorm(a), nn.Linear(a, b), nn.GELU()]  # weaver's Embed: LN, Linear, GELU
+        self.embed = nn.Sequential(*layers)
+        self.pair_embed = PairEmbed(len(PAIR_NAMES), pair_embed_dims, num_heads)
+        kw = dict(expansion=expansion, dropout=dropout)
+        self.blocks = nn.ModuleList([ParticleAttentionBlock(dim, num_heads, **kw) for _ in range(num_layers)])
+        self.cls_blocks = nn.ModuleList([ParticleAttentionBlock(dim, num_heads, **kw) for _ in range(num_cls_layers)])
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, batch: Batch) -> Tensor:
+        x, p4, mask = batch.x, batch.p4, batch.mask.bool()
+        b = x.shape[0]
+        pair_mask = mask[:, :, None] & mask[:, None, :]  # (B, N, N)
+        pairs = pair_features(p4.to(x.dtype), mask, PAIR_NAMES)  # (B, N, N, 4)
+        u = self.pair_embed(pairs, pair_mask)  # (B, H, N, N)
+        attn_mask = attention_mask(mask, query_mask=mask, bias=u)  # (B, H, N, N), −inf at padded keys
+        h = self.embed(x)  # (B, N, D)
+        for block in self.blocks:
+            h = block(h, attn_mask)
+        cls = self.cls_token.expand(b, 1, -1).to(h.dtype)  # (B, 1, D)
+        ones = torch.ones(b, 1, dtype=torch.bool, device=mask.device)
+        cls_mask = attention_mask(torch.cat([ones, mask], 1), dtype=h.dtype)  # (B, 1, 1, 1 + N)
+        for block in self.cls_blocks:
+            cls = block(cls, cls_mask, context=torch.cat([cls, h], dim=1))  # (B, 1, D)
+        return self.head(self.norm(cls[:, 0]))  # (B, K)
+
+
+@register_model("part", inputs=("x", "mask", "p4"), family="transformer", tags=("permutation",))
+def part(
+    *,
+    in_features: int = 7,
+    num_classes: int = 2,
+    embed_dims: Sequence[int] = (128, 512, 128),
+    pair_embed_dims: Sequence[int] = (64, 64, 64),
+    num_heads: int = 8,
+    num_layers: int = 8,
+    num_cls_layers: int = 2,
+    expansion: int = 4,
+    dropout: float = 0.1,
+) -> ParticleTransformer:
+    """Particle Transformer (arXiv:2202.03772) at the paper's size: width 128, 8 heads, 8 + 2 blocks."""
+    return ParticleTransformer(
+        in_features=in_features, num_classes=num_classes, embed_dims=embed_dims,
+        pair_embed_dims=pair_embed_dims, num_heads=num_heads, num_layers=num_layers,
+        num_cls_layers=num_cls_layers, expansion=expansion, dropout=dropout,
+    )  # fmt: skip
+
+
+@register_model("part_lite", inputs=("x", "mask", "p4"), family="transformer", tags=("permutation",))
+def part_lite(
+    *,
+    in_features: int = 7,
+    num_classes: int = 2,
+    embed_dims: Sequence[int] = (64, 64),
+    pair_embed_dims: Sequence[int] = (32, 32),
+    num_heads: int = 4,
+    num_layers: int = 3,
+    num_cls_layers: int = 1,
+    expansion: int = 2,
+    dropout: float = 0.0,
+) -> ParticleTransformer:
+    """ParT for CPUs: width 64, 4 heads, 3 particle + 1 class-attention blocks, pair MLP (32, 32)."""
+    return ParticleTransformer(
+        in_features=in_features, num_classes=num_classes, embed_dims=embed_dims,
+        pair_embed_dims=pair_embed_dims, num_heads=num_heads, num_layers=num_layers,
+        num_cls_layers=num_cls_layers, expansion=expansion, dropout=dropout,
+    )  # fmt: skip

@@ -1,0 +1,53 @@
+"""Distributed data parallel through ``torchrun``: no home-made engine.
+
+``torchrun --standalone --nproc_per_node=N -m hepnn.cli train CFG`` sets RANK/WORLD_SIZE; we join the
+process group (gloo on CPU, nccl on GPU), wrap the model in DDP, and each rank reads its own shard
+of the jets. Outside torchrun everything is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def init_from_env(device: torch.device) -> bool:
+    """Join the process group when started by torchrun; returns True if distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+        return False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return True
+
+
+def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """DDP-wrap ``model`` when a process group is active, else return it unchanged."""
+    if world_size() <= 1 or not any(p.requires_grad for p in model.parameters()):
+        return model
+    ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def shard(indices, n_shards: int | None = None, index: int | None = None):
+    """This rank's share of ``indices`` (strided, so shards differ in size by at most one)."""
+    n_shards = world_size() if n_shards is None else n_shards
+    index = rank() if index is None else index
+    return indices[index::n_shards]

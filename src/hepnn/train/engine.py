@@ -1,0 +1,229 @@
+"""The one training loop. Tasks say what a step computes; the engine owns everything around it:
+devices, mixed precision, torch.compile, gradient clipping, schedules, callbacks, DDP, resuming.
+
+Modeled on minGPT's trainer: a small class with a tiny callback system. Every task (classify,
+regress, reconstruct, ELBO, adversarial, ...) runs through ``Engine.fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hepnn.data.batch import Batch
+from hepnn.errors import HepnnError
+from hepnn.log import get_logger
+from hepnn.train.tasks import Task
+
+log = get_logger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """auto -> cuda if available, else mps, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+class Engine:
+    """Fits a model with a task. ``state`` holds the counters a resumed run continues from."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: Task,
+        optimizer: torch.optim.Optimizer,
+        schedule: Any,
+        *,
+        device: str | torch.device = "cpu",
+        amp: str = "none",
+        grad_clip: float | None = None,
+        compile: bool = False,
+        callbacks: Sequence[Any] = (),
+        progress: bool = True,
+    ) -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device)
+        self.task, self.optimizer, self.schedule = task, optimizer, schedule
+        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        if self.amp_dtype is not None and self.device.type == "cpu" and amp == "fp16":
+            raise HepnnError("train.amp=fp16 needs a GPU; use bf16 or none on CPU")
+        # fp16 needs loss scaling against gradient underflow; bf16 has fp32's exponent range.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.grad_clip = grad_clip
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.net = self._wrap(self.model, compile)
+        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "history": []}
+        self.should_stop = False
+
+    def _wrap(self, model: nn.Module, compile: bool) -> nn.Module:
+        from hepnn.train.distributed import wrap_ddp
+
+        net = wrap_ddp(model, self.device)
+        # dynamic=True: bucketed batches change N every step; without it every new N recompiles.
+        return torch.compile(net, dynamic=True) if compile else net
+
+    # ---------------------------------------------------------------- training
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        self.net.train()
+        with self.autocast():
+            loss, logs = self.task.step(self.net, batch)
+        if not torch.isfinite(loss):
+            raise HepnnError(self._nonfinite_message("loss", loss, batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        max_norm = self.grad_clip if self.grad_clip is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), max_norm)
+        if not torch.isfinite(grad_norm) and not self.scaler.is_enabled():
+            raise HepnnError(self._nonfinite_message("gradient norm", grad_norm, batch))
+        self.scaler.step(self.optimizer)  # skips the step when fp16 gradients overflowed
+        self.scaler.update()
+        self.schedule.step_batch()
+        self.state["step"] += 1
+        logs["lr"] = self.optimizer.param_groups[0]["lr"]
+        return logs
+
+    def _nonfinite_message(self, what: str, value: torch.Tensor, batch: Batch) -> str:
+        stats = []
+        for name in ("x", "jet", "p4"):
+            t = getattr(batch, name)
+            if t is not None:
+                finite = torch.isfinite(t)
+                stats.append(f"{name}: {int((~finite).sum())} non-finite, max |value| "
+                             f"{float(t[finite].abs().max()) if finite.any() else float('nan'):.3g}")
+        return (
+            f"non-finite {what} ({float(value.detach())}) at epoch {self.state['epoch']}, step {self.state['step']} "
+            f"({'; '.join(stats)}). Likely causes: a learning rate too high (lower train.optimizer.lr or "
+            f"add train.grad_clip), unscaled inputs (add a preprocess standardize step), or a log of "
+            f"zero/negative values in the features."
+        )
+
+    def fit(self, train: Iterable[Batch], val: Iterable[Batch] | None, epochs: int) -> list[dict[str, float]]:
+        """Train from ``state['epoch']`` up to ``epochs``; returns the per-epoch history."""
+        for cb in self.callbacks:
+            getattr(cb, "on_train_begin", lambda e: None)(self)
+        while self.state["epoch"] < epochs and not self.should_stop:
+            epoch = self.state["epoch"]
+            logs = self._train_epoch(train, epoch, epochs)
+            if val is not None:
+                logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            logs["epoch"] = epoch
+            self.state["history"].append(logs)
+            self.state["epoch"] = epoch + 1
+            self.schedule.step_epoch(logs.get("val_loss"))
+            log.info("epoch %d/%d  %s", epoch + 1, epochs,
+                     "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "epoch"))
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, logs)
+        for cb in self.callbacks:
+            getattr(cb, "on_train_end", lambda e: None)(self)
+        return self.state["history"]
+
+    def _train_epoch(self, loader: Iterable[Batch], epoch: int, epochs: int) -> dict[str, float]:
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        from hepnn.train.progress import EpochProgress
+
+        totals: dict[str, float] = {}
+        n_jets, wait, t0 = 0, 0.0, time.perf_counter()
+        with EpochProgress(f"epoch {epoch + 1}/{epochs}", total=_len(loader), enabled=self.progress) as bar:
+            it = iter(loader)
+            while True:
+                t_wait = time.perf_counter()
+                batch = next(it, None)
+                wait += time.perf_counter() - t_wait
+                if batch is None:
+                    break
+                logs = self.train_step(batch.to(self.device, non_blocking=True))
+                n = len(batch)
+                n_jets += n
+                for k, v in logs.items():
+                    totals[k] = totals.get(k, 0.0) + v * n
+                bar.advance(loss=logs["loss"], jets_per_s=n_jets / (time.perf_counter() - t0))
+        elapsed = time.perf_counter() - t0
+        out = {k: v / max(n_jets, 1) for k, v in totals.items()}
+        out.update(jets_per_s=n_jets / max(elapsed, 1e-9), data_wait=wait / max(elapsed, 1e-9), time_s=elapsed)
+        return out
+
+    # ---------------------------------------------------------------- evaluation
+    def predict(self, loader: Iterable[Batch]) -> dict[str, np.ndarray]:
+        """Concatenated task outputs over a loader (score/pred, y, per-batch loss)."""
+        return predict_outputs(self.net, self.task, loader, self.device, self.autocast)
+
+    def evaluate(self, loader: Iterable[Batch]) -> dict[str, float]:
+        """Validation loss plus the task's headline metrics (accuracy and AUC, or MAE)."""
+        from hepnn.evaluate.summary import quick_metrics
+
+        out = self.predict(loader)
+        return quick_metrics(self.task.kind, out)
+
+    # ---------------------------------------------------------------- state for resuming
+    def state_dict(self) -> dict[str, Any]:
+        from hepnn.train.checkpoint import unwrap
+
+        return {
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "epoch": self.state["epoch"],
+            "step": self.state["step"],
+            "history": self.state["history"],
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from hepnn.train.checkpoint import unwrap
+
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.state = {"epoch": state["epoch"], "step": state["step"], "history": list(state["history"])}
+        for cb in self.callbacks:
+            if hasattr(cb, "load_state_dict") and type(cb).__name__ in state["callbacks"]:
+                cb.load_state_dict(state["callbacks"][type(cb).__name__])
+
+
+@torch.no_grad()
+def predict_outputs(model: nn.Module, task: Task, loader: Iterable[Batch], device: torch.device | str = "cpu",
+                    autocast: Any = contextlib.nullcontext) -> dict[str, np.ndarray]:
+    """Run ``task.outputs`` over every batch in eval mode and concatenate (numpy, float32)."""
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {}
+    for batch in loader:
+        with autocast():
+            out = task.outputs(model, batch.to(device))
+        for k, v in out.items():
+            if v is not None:
+                parts.setdefault(k, []).append(v.detach().float().cpu())
+    return {k: torch.cat(v).numpy() for k, v in parts.items()}
+
+
+def _len(loader: Iterable[Batch]) -> int | None:
+    try:
+        return len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return None

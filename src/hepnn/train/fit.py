@@ -1,0 +1,216 @@
+"""``fit``: one run from a config to a run directory (data, preprocessing, model, engine, evaluation).
+
+Run directory::
+
+    config.yaml            the resolved config (also inside every checkpoint)
+    preprocess.json        fitted preprocessing (training split only)
+    model.safetensors      final weights (model.json for the BDT)
+    checkpoints/last.pt    full training state for --resume; checkpoints/best.safetensors
+    history.csv            per-epoch losses and metrics (and tensorboard/ when installed)
+    run.json               model name, parameters, training time, jets per split
+    metrics.json, plots/, report.md, report.html, test_scores.parquet   (written by evaluation)
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hepnn.config import RunConfig, dump_config, load_config
+from hepnn.errors import ConfigError, HepnnError
+from hepnn.io_utils import write_json_atomic, write_text_atomic
+from hepnn.log import get_logger
+
+log = get_logger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def task_kind(cfg: RunConfig) -> str:
+    if cfg.train.task != "auto":
+        return cfg.train.task
+    return "classify" if cfg.data.target == "label" else "regress"
+
+
+def model_inputs(cfg: RunConfig, spec: Any) -> dict[str, int]:
+    """Input sizes and output count passed to the model factory, from the data config."""
+    from hepnn.data.features import feature_dim
+
+    params, kw = spec.params(), {}
+    if "in_features" in params:
+        kw["in_features"] = feature_dim(cfg.data.particle_features)
+    if "jet_features" in params:
+        kw["jet_features"] = len(cfg.data.jet_features)
+    if "num_classes" in params:
+        kw["num_classes"] = cfg.data.num_classes if task_kind(cfg) == "classify" else 1
+    if "image_size" in params:
+        kw["image_size"] = cfg.data.image_size
+    clash = sorted(set(kw) & set(cfg.model.params))
+    if clash:
+        raise ConfigError(f"model.params.{clash[0]} is set from the data config; remove it from model.params")
+    return kw
+
+
+def build_model(cfg: RunConfig) -> Any:
+    from hepnn.registry import create_model, get_model_spec
+
+    spec = get_model_spec(cfg.model.name)
+    kwargs = {**model_inputs(cfg, spec), **cfg.model.params}
+    if spec.family == "bdt":
+        kwargs.setdefault("seed", cfg.train.seed)
+    return create_model(cfg.model.name, **kwargs)
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.name}-{cfg.model.name}-s{cfg.train.seed}-{stamp}"
+
+
+def fit(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = True) -> Path:
+    """Train the run described by ``cfg`` into ``out`` (a new directory) and evaluate it."""
+    run_dir = Path(out) if out is not None else default_run_dir(cfg)
+    if (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "run.json").exists():
+        raise HepnnError(f"{run_dir} already holds a run; resume it with `hepnn train --resume {run_dir}` "
+                         "or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
+    return _run(cfg, run_dir, resume=False, progress=progress)
+
+
+def resume(run_dir: str | Path, *, progress: bool = True) -> Path:
+    """Continue an interrupted run from its last checkpoint (same config, same data, same RNG)."""
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir / "config.yaml")
+    return _run(cfg, run_dir, resume=True, progress=progress)
+
+
+def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path:
+    from hepnn.data.dataset import fit_preprocessors, load_splits, save_preprocessors
+    from hepnn.evaluate.run import evaluate_loaded
+    from hepnn.registry import count_parameters, get_model_spec
+
+    seed_everything(cfg.train.seed)
+    spec = get_model_spec(cfg.model.name)
+    kind = task_kind(cfg)
+    fields = (*spec.inputs, "y", "weight")
+    splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed)
+    pre = fit_preprocessors(cfg.preprocess, splits.train, data=cfg.data, fields=fields, seed=cfg.train.seed)
+    save_preprocessors(pre, run_dir / "preprocess.json")
+    model = build_model(cfg)
+    t0 = time.perf_counter()
+    if spec.family == "bdt":
+        _fit_bdt(model, splits, pre, run_dir)
+    else:
+        _fit_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume, progress=progress)
+    elapsed = time.perf_counter() - t0
+    info = {"model": cfg.model.name, "name": cfg.name, "seed": cfg.train.seed, "task": kind,
+            "n_params": count_parameters(model), "train_time_s": elapsed,
+            "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test)}
+    if resume and (run_dir / "run.json").exists():  # keep the time already spent before the interruption
+        import json
+
+        info["train_time_s"] += json.loads((run_dir / "run.json").read_text()).get("train_time_s", 0.0)
+    write_json_atomic(run_dir / "run.json", info)
+    evaluate_loaded(cfg, model, pre, splits, run_dir, kind=kind)
+    log.info("run written to %s", run_dir)
+    return run_dir
+
+
+def _fit_bdt(model: Any, splits: Any, pre: dict[str, Any], run_dir: Path) -> None:
+    jet_pre = pre.get("jet")
+
+    def x(jets):
+        return jet_pre.transform(jets.jet) if jet_pre is not None else jets.jet
+
+    model.fit_arrays(x(splits.train), splits.train.y, splits.train.weight, x(splits.val), splits.val.y)
+    model.save(run_dir / "model.json")
+
+
+def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndarray | None) -> Any:
+    from hepnn.train.losses import balanced_class_weights, build_loss, resolve_loss_name
+    from hepnn.train.tasks import ClassifyTask, Regularization, RegressTask
+
+    tc = cfg.train
+    reg = Regularization(l1=tc.l1, l2=tc.l2, grad_penalty=tc.grad_penalty)
+    if kind == "classify":
+        name = resolve_loss_name(tc.loss, num_classes)
+        weights = None
+        if tc.class_weights == "balanced":
+            weights = balanced_class_weights(torch.as_tensor(train_labels), num_classes)
+        elif isinstance(tc.class_weights, list):
+            weights = torch.tensor(tc.class_weights, dtype=torch.float32)
+        loss = build_loss(name, num_classes=num_classes, class_weights=weights)
+        return ClassifyTask(loss, name, num_classes, reg)
+    name = "mse" if tc.loss == "auto" else tc.loss
+    return RegressTask(build_loss(name, num_classes=1), reg)
+
+
+def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str, fields: tuple[str, ...]):
+    from hepnn.data.loader import BatchBuilder, JetLoader
+    from hepnn.train.distributed import shard, world_size
+
+    d = cfg.data
+    builder = BatchBuilder(fields=fields, particle_features=d.particle_features,
+                           particle_preprocessor=pre.get("particle"), jet_preprocessor=pre.get("jet"),
+                           task=kind, max_particles=d.max_particles, image_size=d.image_size)
+    train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
+    train_loader = JetLoader(train, builder, batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed,
+                             bucketing=d.bucketing)
+    eval_loader = lambda jets: JetLoader(jets, builder, batch_size=max(d.batch_size, 512), shuffle=False)  # noqa: E731
+    return train_loader, eval_loader
+
+
+def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run_dir: Path, *,
+               kind: str, fields: tuple[str, ...], resume: bool, progress: bool) -> None:
+    from hepnn.train.callbacks import Checkpointer, EarlyStopping, HistoryWriter
+    from hepnn.train.checkpoint import load_state, save_weights
+    from hepnn.train.distributed import init_from_env, is_main
+    from hepnn.train.engine import Engine, resolve_device
+    from hepnn.train.init import init_weights
+    from hepnn.train.optim import build_optimizer
+    from hepnn.train.schedules import build_schedule
+
+    tc = cfg.train
+    device = resolve_device(tc.device)
+    init_from_env(device)
+    init_weights(model, tc.init)
+    task = make_task(cfg, kind, splits.num_classes, splits.train.y)
+    train_loader, eval_loader = make_loaders(cfg, splits, pre, kind=kind, fields=fields)
+    o, s = tc.optimizer, tc.schedule
+    optimizer = build_optimizer(model, o.name, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
+                                betas=o.betas, eps=o.eps)
+    total = tc.epochs * len(train_loader)
+    warmup = s.warmup_steps
+    if warmup >= total:  # a short run (few epochs or jets) of a config tuned for a long one
+        warmup = total // 10
+        log.warning("train.schedule.warmup_steps=%d is not shorter than the run (%d steps); using %d",
+                    s.warmup_steps, total, warmup)
+    schedule = build_schedule(optimizer, s.name, total_steps=total,
+                              steps_per_epoch=len(train_loader), warmup_steps=warmup, decay=s.decay,
+                              step_size=s.step_size, gamma=s.gamma, min_lr=s.min_lr, patience=s.patience)
+    ckpt = Checkpointer(run_dir / "checkpoints")
+    callbacks: list[Any] = [HistoryWriter(run_dir)]
+    if tc.early_stopping is not None:
+        es = tc.early_stopping
+        callbacks.append(EarlyStopping(es.metric, es.mode, es.patience, es.restore_best, best_path=ckpt.best_path))
+        ckpt.metric, ckpt.mode = es.metric, es.mode
+        ckpt.best = float("inf") if es.mode == "min" else float("-inf")
+    callbacks.append(ckpt)  # last, so the saved state includes every other callback's update
+    engine = Engine(model, task, optimizer, schedule, device=device, amp=tc.amp, grad_clip=tc.grad_clip,
+                    compile=tc.compile, callbacks=callbacks, progress=progress)
+    if resume and ckpt.last_path.exists():
+        engine.load_state_dict(load_state(ckpt.last_path))
+        log.info("resuming %s at epoch %d", run_dir, engine.state["epoch"])
+    engine.fit(train_loader, eval_loader(splits.val), tc.epochs)
+    if is_main():
+        save_weights(model, run_dir / "model.safetensors")
