@@ -38,7 +38,7 @@ class SplitConfig(_Section):
 class PreprocessStep(_Section):
     """One preprocessing step, e.g. ``{kind: standardize, block: jet, columns: [mass, pt]}``."""
 
-    block: Literal["jet", "particle"] = "jet"  # jet-level features or per-particle features (x)
+    block: Literal["jet", "particle", "target"] = "jet"  # jet features, particle features (x), regression target
     kind: Literal["standardize", "robust_standardize", "log", "clip", "shared_scale", "pca"]
     columns: list[str] | None = None  # None = every column of the block it applies to
     params: dict[str, Any] = Field(default_factory=dict)
@@ -64,7 +64,7 @@ class DataConfig(_Section):
     memory_limit_gb: float = Field(4.0, gt=0)  # in-memory loading when the estimate fits under this
     chunk_size: int = Field(100_000, gt=0)  # jets per streamed chunk
     bucketing: bool = True  # group jets of similar multiplicity to cut padding waste
-    max_jets: int | None = Field(None, gt=0)  # use only the first N jets of the sources (quick runs)
+    max_jets: int | None = Field(None, gt=0)  # quick runs: the first jets of each file, N in all (by file size)
 
     @field_validator("train", "val", "test", mode="before")
     @classmethod
@@ -113,7 +113,7 @@ class TrainConfig(_Section):
     seed: int = 0
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    loss: Literal["auto", "ce", "bce", "mse", "mae", "huber"] = "auto"
+    loss: Literal["auto", "ce", "bce", "perceptron", "mse", "mae", "huber"] = "auto"
     class_weights: Literal["none", "balanced"] | list[float] = "none"
     init: Literal["default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal"] = "default"
     l1: float = Field(0.0, ge=0)

@@ -6,17 +6,20 @@ import awkward as ak
 import numpy as np
 import vector
 
-from hepnn.data.inspect import GiB, choose_loader, estimate_memory, inspect_files, render_inspect
+from hepnn.data.inspect import GiB, inspect_files, render_inspect
+from hepnn.data.loader import estimate_jets_bytes
 from hepnn.data.io import write_parquet, write_toptagging_h5
 from tests.conftest import random_jets
 
 
-def test_estimate_memory_by_hand():
-    # 1000 jets x 50 particles x (4 + 3) x 4 B = 1,400,000; per jet 1000 x 20 = 20,000;
-    # one batch 10 x 80 x (28 + 1) = 23,200
-    assert estimate_memory(1000, 50, 3, max_particles=80, batch_size=10) == 1_400_000 + 20_000 + 23_200
-    big = estimate_memory(10_000_000, 60, 7, max_particles=200)
-    assert choose_loader(big) == "stream" and choose_loader(estimate_memory(1000, 50, 3)) == "memory"
+def test_memory_estimate_by_hand_and_loader_choice(tmp_path):
+    # per particle 4 x 4 B (p4) + 1 (charge) + 4 (pid) = 21 B; per jet 8 (offset) + 8 (target) + 4 x 3 (jet
+    # features) = 28 B; doubled for the copy made while reading: 2 x 1000 x (50 x 21 + 28) = 2,156,000
+    assert estimate_jets_bytes(1000, 50, 3) == 2 * 1000 * (50 * 21 + 28)
+    write_parquet(random_jets(40, seed=4), tmp_path / "a.parquet")
+    (small,) = inspect_files([tmp_path / "a.parquet"])
+    (tiny,) = inspect_files([tmp_path / "a.parquet"], memory_limit=10)
+    assert small["loader"] == "memory" and tiny["loader"] == "stream"
 
 
 def test_inspect_parquet_and_h5_in_chunks(tmp_path):
@@ -40,7 +43,7 @@ def test_inspect_parquet_and_h5_in_chunks(tmp_path):
                                    err_msg=name)
     part_pt = np.hypot(ak.to_numpy(ak.flatten(a.part_px)), ak.to_numpy(ak.flatten(a.part_py)))
     np.testing.assert_allclose(sa["stats"]["part_pt"]["max"], part_pt.max(), rtol=1e-6)
-    assert sa["memory_bytes"] == estimate_memory(70, counts.mean(), 7, max_particles=counts.max())
+    assert sa["memory_bytes"] == int(estimate_jets_bytes(70, counts.mean(), 9))
     assert sa["loader"] == "memory"
     text = render_inspect([sa, sb])
     assert "  jets: 70" in text and "  jets: 30" in text and "\njets: 100\n" in text

@@ -124,3 +124,14 @@ def test_balanced_class_weights_by_hand():
     y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 2])
     assert torch.allclose(balanced_class_weights(y, 3), torch.tensor([8 / 15, 8 / 6, 8 / 3]))
     assert balanced_class_weights(torch.tensor([0, 0]), 2)[1].item() == 0.0
+
+
+def test_perceptron_criterion_by_hand():
+    from hepnn.train.losses import build_loss, scores_from_output
+
+    loss = build_loss("perceptron", num_classes=2)
+    # margins s = z1 - z0: +2 (signal, right side: 0), -1 (signal, wrong: 1), +3 (background, wrong: 3)
+    out = torch.tensor([[0.0, 2.0], [1.0, 0.0], [0.0, 3.0]])
+    y = torch.tensor([1, 1, 0])
+    assert loss(out, y).item() == pytest.approx((0 + 1 + 3) / 3)
+    assert torch.allclose(scores_from_output(out, "perceptron"), torch.softmax(out, -1)[:, 1])

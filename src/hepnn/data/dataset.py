@@ -27,24 +27,62 @@ _FIT_JETS = 20_000
 
 @dataclass
 class Splits:
-    train: JaggedJets
+    """Jets of a run. ``train`` is in memory, or a list of files streamed in chunks; ``train_sample``
+    is the in-memory training jets, or the first chunk of the stream (for fitting preprocessing)."""
+
+    train: JaggedJets | list[str]
     val: JaggedJets
     test: JaggedJets
     num_classes: int
+    train_sample: JaggedJets
+
+
+def loader_mode(data: DataConfig, *, needs_jet: bool) -> str:
+    """"memory" or "stream" for the training files (``data.loader``; "auto" asks the memory estimate)."""
+    if data.loader == "memory":
+        return "memory"
+    from hepnn.data.io import count_jets, expand_paths
+    from hepnn.data.loader import _mean_particles, choose_loader
+
+    files = [str(p) for p in expand_paths(data.train)]
+    n_jets = sum(count_jets(f) for f in files)
+    if data.max_jets is not None:
+        n_jets = min(n_jets, data.max_jets)
+    n_jet = len(data.jet_features) if needs_jet else 0
+    return choose_loader(n_jets, _mean_particles(files), n_jet, data.memory_limit_gb, data.loader)
 
 
 def read_split(paths: Sequence[str], data: DataConfig, *, needs_jet: bool, target: str | None) -> JaggedJets:
     """Read files into memory as ``JaggedJets`` (jet features computed when the model reads them)."""
     from hepnn.data.io import read_jets
 
-    arrays = read_jets(list(paths), max_jets=data.max_jets)
+    arrays = read_jets(list(paths)) if data.max_jets is None else _read_first(paths, data.max_jets)
     return JaggedJets.from_awkward(
         arrays, target=target, jet_features=data.jet_features if needs_jet else (),
     )
 
 
-def load_splits(data: DataConfig, *, fields: Sequence[str], task: str, seed: int) -> Splits:
-    """Train/val/test jets for a run, by file or by a seeded stratified split of one source."""
+def _read_first(paths: Sequence[str], max_jets: int) -> Any:
+    """The first jets of every file, in proportion to the file sizes, ``max_jets`` in all: with
+    ``[top.parquet, qcd.parquet]`` a quick run still sees both classes."""
+    import awkward as ak
+
+    from hepnn.data.io import count_jets, expand_paths, read_jets
+
+    files = expand_paths(paths)
+    counts = np.array([count_jets(f) for f in files])
+    quota = np.floor(max_jets * counts / max(counts.sum(), 1)).astype(int)
+    quota[: max_jets - quota.sum()] += 1  # hand out the remainder, one jet per file
+    parts = [read_jets(f, max_jets=int(q)) for f, q in zip(files, np.minimum(quota, counts)) if q > 0]
+    return parts[0] if len(parts) == 1 else ak.concatenate(parts)
+
+
+def load_splits(data: DataConfig, *, fields: Sequence[str], task: str, seed: int, mode: str = "memory") -> Splits:
+    """Train/val/test jets for a run, by file or by a seeded stratified split of one source.
+
+    With ``mode="stream"`` the training files stay on disk (``Splits.train`` is their list) and
+    validation and test must be separate files, read into memory.
+    """
     from hepnn.data.splits import split_indices
 
     if not data.train:
@@ -52,29 +90,40 @@ def load_splits(data: DataConfig, *, fields: Sequence[str], task: str, seed: int
                           "data.train=data/toptag_small.parquet")
     needs_jet = "jet" in fields
     target = data.target
-    if data.val and data.test:
-        train = read_split(data.train, data, needs_jet=needs_jet, target=target)
+    if bool(data.val) != bool(data.test):
+        raise ConfigError("give both data.val and data.test (split by file), or neither (split by fractions)")
+    if mode == "stream" and not data.val:
+        raise ConfigError("streaming the training files (data.loader=stream, or too large for "
+                          "data.memory_limit_gb) needs separate data.val and data.test files")
+    if data.val:
         val = read_split(data.val, data, needs_jet=needs_jet, target=target)
         test = read_split(data.test, data, needs_jet=needs_jet, target=target)
-    elif data.val or data.test:
-        raise ConfigError("give both data.val and data.test (split by file), or neither (split by fractions)")
+        if mode == "stream":
+            from hepnn.data.io import expand_paths
+
+            train: JaggedJets | list[str] = [str(p) for p in expand_paths(data.train)]
+            sample = read_split(data.train, data.model_copy(update={"max_jets": _FIT_JETS}),
+                                needs_jet=needs_jet, target=target)
+        else:
+            train = sample = read_split(data.train, data, needs_jet=needs_jet, target=target)
     else:
         jets = read_split(data.train, data, needs_jet=needs_jet, target=target)
         fr = data.split
         labels = jets.y if task == "classify" else np.zeros(len(jets), dtype=np.int64)
         tr, va, te = split_indices(labels, (fr.train, fr.val, fr.test), seed=seed, stratify=task == "classify")
         train, val, test = jets.take(tr), jets.take(va), jets.take(te)
-    if len(train) == 0 or len(val) == 0:
-        raise DataError(f"the split left {len(train)} training and {len(val)} validation jets; "
+        sample = train
+    if len(sample) == 0 or len(val) == 0:
+        raise DataError(f"the split left {len(sample)} training and {len(val)} validation jets; "
                         "use more jets or change data.split")
     num_classes = data.num_classes
     if task == "classify":
-        seen = int(train.y.max()) + 1
+        seen = int(max(sample.y.max(), val.y.max())) + 1
         if seen > num_classes:
             raise DataError(f"labels go up to {seen - 1} but data.num_classes={num_classes}; "
                             f"set data.num_classes={seen}")
-    log.info("jets: %d train, %d val, %d test", len(train), len(val), len(test))
-    return Splits(train, val, test, num_classes)
+    log.info("jets: %s train, %d val, %d test", "streamed" if mode == "stream" else len(sample), len(val), len(test))
+    return Splits(train, val, test, num_classes, sample)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -87,7 +136,8 @@ def _steps(steps: Sequence[PreprocessStep], block: str) -> list[dict[str, Any]]:
 
 def fit_preprocessors(steps: Sequence[PreprocessStep], train: JaggedJets, *, data: DataConfig,
                       fields: Sequence[str], seed: int) -> dict[str, Any]:
-    """Fit the jet-level and particle-level preprocessing on the training split only."""
+    """Fit the jet-level and particle-level preprocessing on the training split only
+    (``train``: the in-memory training jets, or the first chunk of a stream)."""
     from hepnn.data.preprocess import Preprocessor
 
     out: dict[str, Any] = {}
@@ -101,6 +151,10 @@ def fit_preprocessors(steps: Sequence[PreprocessStep], train: JaggedJets, *, dat
         names = expand_feature_names(data.particle_features)
         real = _real_particle_features(train, data, seed)
         out["particle"] = Preprocessor(particle_steps, feature_names=names).fit(real)
+    target_steps = _steps(steps, "target")
+    if target_steps and train.y is not None and train.y.dtype.kind == "f":
+        y = train.y.reshape(len(train.y), -1).astype(np.float64)  # (n, T)
+        out["target"] = Preprocessor(target_steps, feature_names=[data.target]).fit(y)
     return out
 
 

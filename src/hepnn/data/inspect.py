@@ -16,46 +16,11 @@ import awkward as ak
 import numpy as np
 
 from hepnn.data.io import expand_paths, file_format, iter_chunks, read_metadata
+from hepnn.data.loader import estimate_jets_bytes
 
 GiB = 1024**3
 DEFAULT_LIMIT = 4 * GiB
 PERCENTILES = (10, 50, 90, 99)
-
-
-def estimate_memory(
-    n_jets: int,
-    mean_particles: float,
-    n_features: int,
-    *,
-    max_particles: int | None = None,
-    batch_size: int = 256,
-    bytes_per_value: int = 4,
-) -> int:
-    """Bytes to hold a dataset in memory for training, plus one batch padded to its largest jet.
-
-    bytes = n_jets * mean_particles * (4 + n_features) * bytes_per_value   (jagged p4 + features)
-          + n_jets * (8 + 8 + bytes_per_value)                             (offsets, label, weight)
-          + batch_size * max_particles * ((4 + n_features) * bytes_per_value + 1)  (padded batch + mask)
-
-    Args:
-        n_jets: jets in the dataset.
-        mean_particles: mean constituents per jet.
-        n_features: per-particle features besides the four-momentum.
-        max_particles: multiplicity a batch is padded to (default: ``mean_particles``, no padding).
-        batch_size: jets per batch.
-        bytes_per_value: 4 for float32.
-    """
-    per_particle = (4 + n_features) * bytes_per_value
-    pad_to = mean_particles if max_particles is None else max_particles
-    data = n_jets * mean_particles * per_particle
-    per_jet = n_jets * (8 + 8 + bytes_per_value)
-    batch = batch_size * pad_to * (per_particle + 1)
-    return int(np.ceil(data + per_jet + batch))
-
-
-def choose_loader(n_bytes: int, limit: int = DEFAULT_LIMIT) -> str:
-    """"memory" if the data fit under ``limit`` bytes, else "stream" (chunked, with prefetch)."""
-    return "memory" if n_bytes <= limit else "stream"
 
 
 @dataclass
@@ -117,8 +82,7 @@ def inspect_files(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
     chunk_size: int = 100_000,
-    n_features: int = 7,
-    batch_size: int = 256,
+    n_jet_features: int = 9,
     memory_limit: int = DEFAULT_LIMIT,
 ) -> list[dict[str, Any]]:
     """One summary dict per file (read chunk by chunk; a 10 GB file is never held whole).
@@ -136,16 +100,20 @@ def inspect_files(
         meta = read_metadata(path)
         mult = {"mean": float(counts.mean()), "min": int(counts.min()), "max": int(counts.max()),
                 **{f"p{q}": float(v) for q, v in zip(PERCENTILES, np.percentile(counts, PERCENTILES))}}
-        mem = estimate_memory(len(counts), mult["mean"], n_features, max_particles=mult["max"],
-                              batch_size=batch_size)
+        mem = int(estimate_jets_bytes(len(counts), mult["mean"], n_jet_features))
         out.append({
             "path": str(path), "format": file_format(path), "jets": int(len(counts)),
             "columns": stats.columns, "labels": dict(sorted(stats.labels.items())),
             "classes": meta.get("classes"), "multiplicity": mult,
             "stats": {k: m.summary() for k, m in stats.moments.items()},
-            "memory_bytes": mem, "loader": choose_loader(mem, memory_limit), "metadata": meta,
+            "memory_bytes": mem, "loader": _loader(mem, memory_limit), "metadata": meta,
         })
     return out
+
+
+def _loader(n_bytes: float, limit: int) -> str:
+    """The loader ``data.loader=auto`` picks for data of ``n_bytes`` (see ``hepnn.data.loader.choose_loader``)."""
+    return "memory" if n_bytes <= limit else "stream"
 
 
 def render_inspect(summaries: list[dict[str, Any]], memory_limit: int = DEFAULT_LIMIT) -> str:
@@ -167,6 +135,6 @@ def render_inspect(summaries: list[dict[str, Any]], memory_limit: int = DEFAULT_
     n_total = sum(s["jets"] for s in summaries)
     mem_total = sum(s["memory_bytes"] for s in summaries)
     lines += [f"total over {len(summaries)} file(s):", f"jets: {n_total}",
-              f"memory: {mem_total / GiB:.3f} GiB -> loader {choose_loader(mem_total, memory_limit)} "
+              f"memory: {mem_total / GiB:.3f} GiB -> loader {_loader(mem_total, memory_limit)} "
               f"(limit {memory_limit / GiB:.3g} GiB)"]
     return "\n".join(lines)

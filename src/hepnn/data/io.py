@@ -208,7 +208,8 @@ def _parquet_file(path: Path):
     import pyarrow.parquet as pq
 
     try:
-        return pq.ParquetFile(path)
+        # pre_buffer=False: with it, Arrow keeps every row group iter_batches has read (apache/arrow#39808)
+        return pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowException, OSError) as err:
         raise DataError(f"{path}: cannot read as parquet ({err}); the file is truncated or corrupt") from err
 

@@ -41,13 +41,15 @@ class BatchBuilder:
         particle_features: names for ``hepnn.data.features.particle_features`` (needed for ``x``).
         particle_preprocessor: fitted transform of the real particles' features, (n, C) -> (n, C).
         jet_preprocessor: fitted transform of the jet-level features, (B, F) -> (B, F).
+        target_preprocessor: fitted transform of regression targets, (B, T) -> (B, T) (the model
+            learns standardized targets; predictions are transformed back by the caller).
         task: "classify" (``y`` int64) or "regress" (``y`` float32).
         max_particles: cap on N per batch (the hardest particles are kept); None = no cap.
         image_size: side of the jet images (``image`` field).
     """
 
     def __init__(self, *, fields: Sequence[str], particle_features: Sequence[str] = (),
-                 particle_preprocessor: Any = None, jet_preprocessor: Any = None,
+                 particle_preprocessor: Any = None, jet_preprocessor: Any = None, target_preprocessor: Any = None,
                  task: str = "classify", max_particles: int | None = None, image_size: int = 40) -> None:
         unknown = sorted(set(fields) - set(BATCH_FIELDS))
         if unknown:
@@ -60,6 +62,7 @@ class BatchBuilder:
         self.particle_features = tuple(particle_features)
         self.particle_preprocessor = particle_preprocessor
         self.jet_preprocessor = jet_preprocessor
+        self.target_preprocessor = target_preprocessor
         self.task = task
         self.max_particles = max_particles
         self.image_size = image_size
@@ -84,8 +87,12 @@ class BatchBuilder:
         if "y" in self.fields:
             if jets.y is None:
                 raise DataError("the batch needs targets (y) but the jets carry none (data.target)")
+            y = jets.y[idx]
+            pre = _as_transform(self.target_preprocessor) if self.task == "regress" else None
+            if pre is not None:
+                y = pre(y.reshape(len(y), -1).astype(np.float64)).reshape(y.shape)  # (B,) or (B, T)
             dtype = np.int64 if self.task == "classify" else np.float32
-            out["y"] = torch.from_numpy(np.ascontiguousarray(jets.y[idx], dtype=dtype))
+            out["y"] = torch.from_numpy(np.ascontiguousarray(y, dtype=dtype))
         if "weight" in self.fields and jets.weight is not None:
             out["weight"] = torch.from_numpy(np.ascontiguousarray(jets.weight[idx], dtype=np.float32))
         return Batch(**out)

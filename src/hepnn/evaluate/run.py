@@ -63,13 +63,21 @@ def predict_jets(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: JaggedJe
     spec = get_model_spec(cfg.model.name)
     fields = (*spec.inputs, "y")
 
-    class _Only:  # make_loaders wants splits; evaluation needs only the unshuffled loader
-        train = jets
-        num_classes = cfg.data.num_classes
-
-    _, eval_loader = make_loaders(cfg, _Only, pre, kind=kind, fields=fields)
+    _, eval_loader = make_loaders(cfg, _TrainOnly(jets), pre, kind=kind, fields=fields)
     task = make_task(cfg, kind, cfg.data.num_classes, None)
-    return predict_outputs(model, task, eval_loader(jets))
+    out = predict_outputs(model, task, eval_loader(jets))
+    if kind == "regress" and "target" in pre:  # back from standardized to physical units
+        pred = out["pred"]
+        out["pred"] = pre["target"].inverse_transform(pred.reshape(len(pred), -1)).reshape(pred.shape)
+        out["y"] = jets.y.astype(np.float32)
+    return out
+
+
+class _TrainOnly:
+    """``make_loaders`` wants splits; evaluation only uses its unshuffled loader factory."""
+
+    def __init__(self, jets: JaggedJets) -> None:
+        self.train = jets
 
 
 def jet_kinematics(jets: JaggedJets) -> dict[str, np.ndarray]:
@@ -118,7 +126,7 @@ def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     if kind == "classify":
         metrics: dict[str, Any] = M.classification_metrics(test["y"], test["score"], cfg.evaluate.signal_efficiencies)
-        sub = splits.train.take(np.arange(min(len(splits.train), _KS_JETS)))
+        sub = splits.train_sample.take(np.arange(min(len(splits.train_sample), _KS_JETS)))
         train = predict_jets(cfg, model, pre, sub, kind)
         metrics.update(M.ks_overtraining(train["score"], train["y"], test["score"], test["y"]))
     else:
@@ -160,8 +168,13 @@ def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | N
             ts = train["score"] if train["score"].ndim == 1 else train["score"][:, 1]
             out += P.plot_scores(ts, train["y"], s, test["y"], pdir / "scores")
     else:
-        out += P.plot_distributions({"true": test["y"], "predicted": test["pred"]}, pdir / "prediction",
-                                    xlabel=cfg.data.target)
+        y, pred = test["y"].reshape(-1), test["pred"].reshape(-1)
+        out += P.plot_distributions({"true": y, "predicted": pred}, pdir / "prediction", xlabel=cfg.data.target)
+        edges = np.unique(np.quantile(y, np.linspace(0, 1, 11)))  # deciles: every bin well filled
+        if len(edges) > 2:
+            response = M.binned_response(y, pred, y, edges, relative=bool(np.all(y > 0)))
+            out += P.plot_response(response, pdir / "response", xlabel=f"true {cfg.data.target}",
+                                   ylabel="(pred - true) / true" if np.all(y > 0) else "pred - true")
     history = _history(run_dir)
     if history and any(history.values()):
         out += P.plot_history(history, pdir / "history")
@@ -176,7 +189,9 @@ def evaluate_run(run_dir: str | Path, data: list[str] | None = None) -> dict[str
     run_dir = Path(run_dir)
     cfg, model, pre, kind = load_run(run_dir)
     fields = (*get_model_spec(cfg.model.name).inputs, "y")
-    splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed)
+    # split by file: only the test files and a sample of the training files are read
+    mode = "stream" if cfg.data.val else "memory"
+    splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed, mode=mode)
     if data:
         from hepnn.data.dataset import read_split
 

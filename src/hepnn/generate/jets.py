@@ -61,7 +61,9 @@ def cluster(particles: ak.Array, cuts: JetCuts) -> ak.Array:
         particles: (events, var) records with E, px, py, pz and any extra per-particle fields.
         returns:   (events, var jets, var constituents) with the same fields.
     """
-    import fastjet
+    from hepnn.fastjet_utils import import_fastjet
+
+    fastjet = import_fastjet()
     import vector
 
     vector.register_awkward()
@@ -91,11 +93,6 @@ def delta_r(eta1, phi1, eta2, phi2) -> np.ndarray:
     """ΔR = √(Δη² + Δφ²) with Δφ wrapped into [−π, π) (numpy broadcasting)."""
     dphi = (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
     return np.hypot(eta1 - eta2, dphi)
-
-
-def _p4_of(rec: ak.Array) -> np.ndarray:
-    """(…, 4) numpy (E, px, py, pz) from a regular awkward array of ``p`` Momentum4D records."""
-    return np.stack([ak.to_numpy(rec.p.e), ak.to_numpy(rec.p.px), ak.to_numpy(rec.p.py), ak.to_numpy(rec.p.pz)], -1)
 
 
 def truth_candidates(events: ak.Array, resonance: int | None) -> tuple[np.ndarray, np.ndarray | None]:

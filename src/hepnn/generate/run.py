@@ -116,15 +116,21 @@ class _progress_bar:
             self.bar.stop()
 
 
-def merge_files(paths: list[Path], out: str | os.PathLike[str]) -> Path:
+def merge_files(paths: list[Path], out: str | os.PathLike[str], *, shuffle_seed: int | None = None) -> Path:
     """Concatenate parquet shards (in the order given) into one parquet file, atomically.
 
-    The metadata keeps every input's metadata under ``"merged_from"`` (in order).
+    ``shuffle_seed`` permutes the jets (seeded), so that the first N jets of the file mix every
+    input (e.g. signal and background), as quick runs with ``data.max_jets`` expect. The metadata
+    keeps every input's metadata under ``"merged_from"`` (in order) and the shuffle seed.
     """
     import awkward as ak
+    import numpy as np
 
     from hepnn.data.io import read_jets, read_metadata, write_parquet
 
     arrays = ak.concatenate([read_jets(p) for p in paths])
-    write_parquet(arrays, out, {"merged_from": [read_metadata(p) for p in paths]})
+    if shuffle_seed is not None:
+        arrays = arrays[np.random.default_rng(shuffle_seed).permutation(len(arrays))]
+    meta = {"merged_from": [read_metadata(p) for p in paths], "shuffle_seed": shuffle_seed}
+    write_parquet(arrays, out, meta)
     return Path(out)

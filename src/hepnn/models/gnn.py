@@ -4,7 +4,7 @@ Kipf & Welling, "Semi-Supervised Classification with Graph Convolutional Network
 
     H' = ReLU( D̂^{-1/2} Â D̂^{-1/2} H W + b ),   Â = A + I,  D̂_ii = Σ_j Â_ij
 
-Veličković et al., "Graph Attention Networks", arXiv:1710.10903 (per head, neighbours include i):
+Veličković et al., "Graph Attention Networks", arXiv:1710.10903 (per head, j ∈ kNN(i) ∪ {i}):
 
     e_ij = LeakyReLU_0.2( aᵀ [W h_i ‖ W h_j] ),  α_ij = softmax_{j ∈ N(i) ∪ {i}} e_ij,
     h_i' = ELU( ‖_heads Σ_j α_ij W h_j + b )
@@ -79,11 +79,16 @@ class GCN(nn.Module):
 class GATLayer(nn.Module):
     """One multi-head graph attention layer over neighbour lists (heads concatenated).
 
+    Logits and softmax run on the (1 + k) slots of each particle: itself, then its kNN list. For
+    the weighted sum the weights are scattered into a dense (N × N) matrix per head and applied
+    with one batched matmul, which on CPU is faster than gathering k copies of the features.
+
     Args:
         in_features: input channels. out_features: channels per head. heads: attention heads.
         negative_slope: of the LeakyReLU on the attention logits (0.2 in the paper).
 
-    Shapes: x (B, N, C), idx (B, N, k), mask (B, N) -> (B, N, heads * out_features).
+    Shapes: x (B, N, C), idx (B, N, k) from ``knn``, mask (B, N) -> (B, N, heads * out_features);
+    padded rows are 0.
     """
 
     def __init__(self, *, in_features: int, out_features: int, heads: int, negative_slope: float = 0.2) -> None:
@@ -96,21 +101,18 @@ class GATLayer(nn.Module):
         nn.init.xavier_uniform_(self.att_src)
         nn.init.xavier_uniform_(self.att_dst)
 
-    def _project(self, x: Tensor) -> Tensor:
-        b, n, _ = x.shape
-        return self.linear(x).view(b, n, self.heads, self.out_features)  # (B, N, H, F)
-
     def attention(self, x: Tensor, idx: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Attention weights over [self, neighbours]; they sum to 1 over the real ones.
+        """Attention weights over [self, kNN list]; per head they sum to 1 over the real slots.
 
-        Shapes: -> alpha (B, N, 1 + k, H), neighbour index (B, N, 1 + k), projected z (B, N, H, F).
+        Slots that hold no real neighbour (the self fill of ``knn``, padded rows) get weight 0.
+        Shapes: -> alpha (B, N, 1+k, H), slot indices (B, N, 1+k), W x as z (B, N, H, F).
         """
         b, n, _ = x.shape
-        z = self._project(x)  # (B, N, H, F)
+        z = self.linear(x).view(b, n, self.heads, self.out_features)  # (B, N, H, F)
         self_idx = torch.arange(n, device=x.device).view(1, n, 1).expand(b, n, 1)
         nbr = torch.cat([self_idx, idx], dim=-1)  # (B, N, 1+k)
         valid = torch.cat([mask.bool().unsqueeze(-1), neighbour_mask(idx, mask)], dim=-1)  # (B, N, 1+k)
-        s_i = (z * self.att_src).sum(-1)  # (B, N, H) the a_srcᵀ W h_i half of aᵀ[W h_i ‖ W h_j]
+        s_i = (z * self.att_src).sum(-1)  # (B, N, H): the a_srcᵀ W h_i half of aᵀ[W h_i ‖ W h_j]
         s_j = gather_neighbours((z * self.att_dst).sum(-1), nbr)  # (B, N, 1+k, H)
         e = F.leaky_relu(s_i.unsqueeze(2) + s_j, self.negative_slope)  # (B, N, 1+k, H)
         return masked_softmax(e, valid.unsqueeze(-1), dim=2), nbr, z
@@ -118,8 +120,9 @@ class GATLayer(nn.Module):
     def forward(self, x: Tensor, idx: Tensor, mask: Tensor) -> Tensor:
         b, n, _ = x.shape
         alpha, nbr, z = self.attention(x, idx, mask)
-        z_j = gather_neighbours(z.reshape(b, n, -1), nbr).view(*nbr.shape, self.heads, self.out_features)
-        out = (alpha.unsqueeze(-1) * z_j).sum(dim=2).reshape(b, n, -1)  # (B, N, H*F)
+        slots = nbr.unsqueeze(1).expand(b, self.heads, n, nbr.shape[-1])  # (B, H, N, 1+k)
+        dense = alpha.new_zeros(b, self.heads, n, n).scatter_add(3, slots, alpha.permute(0, 3, 1, 2))  # (B, H, N, N)
+        out = (dense @ z.transpose(1, 2)).transpose(1, 2).reshape(b, n, -1)  # (B, H, N, F) -> (B, N, H*F)
         return (out + self.bias) * mask.unsqueeze(-1).to(out.dtype)
 
 

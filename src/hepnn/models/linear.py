@@ -38,5 +38,5 @@ def linear(*, jet_features: int = 5, num_classes: int = 1) -> LinearModel:
 
 @register_model("perceptron", inputs=("jet",), family="linear")
 def perceptron(*, jet_features: int = 5, num_classes: int = 2) -> LinearModel:
-    """Rosenblatt's perceptron: one linear unit thresholded at zero (train with loss: hinge)."""
+    """Rosenblatt's perceptron: one linear unit thresholded at zero (train with loss: perceptron)."""
     return LinearModel(jet_features=jet_features, num_classes=num_classes)

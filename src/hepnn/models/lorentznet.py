@@ -67,7 +67,8 @@ class LorentzNet(nn.Module):
         num_classes: outputs. width: hidden width (72 in the paper). num_blocks: LGEBs (6).
         c: coordinate update scale (1e-3). dropout: in φ_h and the decoder (0.2).
         spurions: add the two beam four-vectors as extra particles (the paper's default).
-        scale: multiplies p4 (GeV) before use, so products are O(1) (0.01: units of 100 GeV).
+        scale: multiplies p4 (GeV) before use. At 1 (GeV) ψ of typical products is O(1); a scale
+            of 0.01 made them ~1e-3 and the network did not learn in a 1-epoch test.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class LorentzNet(nn.Module):
         c: float = 1e-3,
         dropout: float = 0.2,
         spurions: bool = True,
-        scale: float = 0.01,
+        scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.spurions, self.scale = spurions, scale
@@ -115,7 +116,7 @@ def lorentznet(
     c: float = 1e-3,
     dropout: float = 0.2,
     spurions: bool = True,
-    scale: float = 0.01,
+    scale: float = 1.0,
 ) -> LorentzNet:
     """LorentzNet (arXiv:2201.08187) at the paper's size: 6 LGEBs of width 72, beam spurions."""
     return LorentzNet(
@@ -133,7 +134,7 @@ def lorentznet_lite(
     c: float = 1e-3,
     dropout: float = 0.1,
     spurions: bool = True,
-    scale: float = 0.01,
+    scale: float = 1.0,
 ) -> LorentzNet:
     """LorentzNet for CPUs: 3 LGEBs of width 32."""
     return LorentzNet(

@@ -32,7 +32,7 @@ PAIR_NAMES = ("ln_kt", "ln_z", "ln_dr", "ln_m2")
 class PairEmbed(nn.Module):
     """ParT's pair embedding: masked BatchNorm, then pointwise (1×1 conv) Linear-BN-GELU layers.
 
-    BatchNorm statistics use real pairs only (``MaskedBatchNorm``), so padding never leaks in.
+    BatchNorm statistics use real pairs i ≤ j only (``MaskedBatchNorm``), so padding never leaks in.
 
     Shapes: pairs (B, N, N, P), pair_mask (B, N, N) -> (B, H, N, N).
     """
@@ -46,10 +46,18 @@ class PairEmbed(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, pairs: Tensor, pair_mask: Tensor) -> Tensor:
-        h = self.norms[0](pairs, pair_mask)  # (B, N, N, P)
+        # the pair features are symmetric: embed the upper triangle i ≤ j only and mirror it
+        b, n = pair_mask.shape[:2]
+        i, j = torch.triu_indices(n, n, device=pairs.device)  # (T,) with T = N (N + 1) / 2
+        h, m = pairs[:, i, j], pair_mask[:, i, j]  # (B, T, P), (B, T)
+        h = self.norms[0](h, m)
         for lin, norm in zip(self.linears, self.norms[1:]):
-            h = self.act(norm(lin(h), pair_mask))  # (B, N, N, D)
-        return self.out(h).permute(0, 3, 1, 2)  # (B, N, N, H) -> (B, H, N, N)
+            h = self.act(norm(lin(h), m))  # (B, T, D)
+        tri = self.out(h)  # (B, T, H)
+        u = tri.new_zeros(b, n, n, tri.shape[-1])  # (B, N, N, H)
+        u[:, i, j] = tri
+        u[:, j, i] = tri
+        return u.permute(0, 3, 1, 2)  # (B, H, N, N)
 
 
 class ParticleTransformer(nn.Module):

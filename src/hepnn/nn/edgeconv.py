@@ -60,9 +60,11 @@ class EdgeConv(nn.Module):
         w_a, w_b = w[:, :c], w[:, c:]
         h = (x @ (w_a - w_b).T).unsqueeze(2) + gather_neighbours(x @ w_b.T, idx)  # (B, N, k, H)
         edge_mask = mask.unsqueeze(-1)  # (B, N, 1) every edge of a real particle is real
-        h = torch.relu(self.norms[0](h, edge_mask))
+        # Edges of padded particles run through the stack too (cheaper than masking every layer);
+        # they never enter the norm statistics and are zeroed at the end.
+        h = torch.relu_(self.norms[0](h, edge_mask))
         for linear, norm in zip(self.linears[1:], self.norms[1:]):
-            h = torch.relu(norm(linear(h), edge_mask))  # (B, N, k, H)
+            h = torch.relu_(norm(linear(h), edge_mask))  # (B, N, k, H)
         h = h.mean(dim=2)  # (B, N, H)
         short = x if self.shortcut is None else self.shortcut_norm(self.shortcut(x), mask)  # (B, N, H)
         return torch.relu(h + short) * mask.unsqueeze(-1).to(h.dtype)

@@ -110,7 +110,8 @@ class MaskedBatchNorm(nn.Module):
         flat = x.reshape(-1, c)  # (M, C)
         count = w.sum().clamp_min(1.0)
         mean = (w @ flat) / count  # (C,) a matrix-vector product: no masked copy of x
-        var = ((w @ (flat * flat)) / count - mean * mean).clamp_min(0.0)  # (C,)
+        d = flat - mean  # (M, C) centred first: E[x²] − E[x]² loses precision in float32
+        var = (w @ (d * d)) / count  # (C,)
         with torch.no_grad():
             unbiased = var * count / (count - 1).clamp_min(1.0)
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)

@@ -51,8 +51,9 @@ def model_inputs(cfg: RunConfig, spec: Any) -> dict[str, int]:
         kw["in_features"] = feature_dim(cfg.data.particle_features)
     if "jet_features" in params:
         kw["jet_features"] = len(cfg.data.jet_features)
-    if "num_classes" in params:
-        kw["num_classes"] = cfg.data.num_classes if task_kind(cfg) == "classify" else 1
+    if "num_classes" in params:  # outputs: one per class, one logit for bce, one value for regression
+        classify = task_kind(cfg) == "classify" and cfg.train.loss != "bce"
+        kw["num_classes"] = cfg.data.num_classes if classify else 1
     if "image_size" in params:
         kw["image_size"] = cfg.data.image_size
     clash = sorted(set(kw) & set(cfg.model.params))
@@ -95,7 +96,7 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> Path:
 
 
 def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path:
-    from hepnn.data.dataset import fit_preprocessors, load_splits, save_preprocessors
+    from hepnn.data.dataset import fit_preprocessors, load_splits, loader_mode, save_preprocessors
     from hepnn.evaluate.run import evaluate_loaded
     from hepnn.registry import count_parameters, get_model_spec
 
@@ -103,8 +104,9 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path
     spec = get_model_spec(cfg.model.name)
     kind = task_kind(cfg)
     fields = (*spec.inputs, "y", "weight")
-    splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed)
-    pre = fit_preprocessors(cfg.preprocess, splits.train, data=cfg.data, fields=fields, seed=cfg.train.seed)
+    mode = "memory" if spec.family == "bdt" else loader_mode(cfg.data, needs_jet="jet" in fields)
+    splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed, mode=mode)
+    pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=cfg.train.seed)
     save_preprocessors(pre, run_dir / "preprocess.json")
     model = build_model(cfg)
     t0 = time.perf_counter()
@@ -115,7 +117,7 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path
     elapsed = time.perf_counter() - t0
     info = {"model": cfg.model.name, "name": cfg.name, "seed": cfg.train.seed, "task": kind,
             "n_params": count_parameters(model), "train_time_s": elapsed,
-            "n_train": len(splits.train), "n_val": len(splits.val), "n_test": len(splits.test)}
+            "n_train": len(splits.train) if mode == "memory" else None, "n_val": len(splits.val), "n_test": len(splits.test)}
     if resume and (run_dir / "run.json").exists():  # keep the time already spent before the interruption
         import json
 
@@ -156,17 +158,37 @@ def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndar
 
 
 def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str, fields: tuple[str, ...]):
+    """The training loader (in memory, or streamed from files) and a factory of evaluation loaders.
+
+    Under DDP each rank trains on its own shard: every world_size-th jet in memory, every
+    world_size-th file when streaming.
+    """
     from hepnn.data.loader import BatchBuilder, JetLoader
     from hepnn.train.distributed import shard, world_size
 
     d = cfg.data
     builder = BatchBuilder(fields=fields, particle_features=d.particle_features,
                            particle_preprocessor=pre.get("particle"), jet_preprocessor=pre.get("jet"),
-                           task=kind, max_particles=d.max_particles, image_size=d.image_size)
-    train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
-    train_loader = JetLoader(train, builder, batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed,
-                             bucketing=d.bucketing)
-    eval_loader = lambda jets: JetLoader(jets, builder, batch_size=max(d.batch_size, 512), shuffle=False)  # noqa: E731
+                           target_preprocessor=pre.get("target"), task=kind, max_particles=d.max_particles, image_size=d.image_size)
+    common = dict(batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed, bucketing=d.bucketing)
+    if isinstance(splits.train, list):
+        from hepnn.data.stream import StreamingJetLoader
+
+        files = shard(splits.train)
+        if not files:
+            raise ConfigError(f"{world_size()} ranks but only {len(splits.train)} training files: give at least "
+                              "one file per rank when streaming")
+        needs_jet = "jet" in fields
+        train_loader: Any = StreamingJetLoader(files, builder, chunk_size=d.chunk_size, target=d.target,
+                                               jet_features=d.jet_features if needs_jet else (),
+                                               max_jets=d.max_jets, **common)
+    else:
+        train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
+        train_loader = JetLoader(train, builder, **common)
+
+    def eval_loader(jets: Any) -> JetLoader:
+        return JetLoader(jets, builder, batch_size=max(d.batch_size, 512), shuffle=False)
+
     return train_loader, eval_loader
 
 
@@ -184,7 +206,7 @@ def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run
     device = resolve_device(tc.device)
     init_from_env(device)
     init_weights(model, tc.init)
-    task = make_task(cfg, kind, splits.num_classes, splits.train.y)
+    task = make_task(cfg, kind, splits.num_classes, splits.train_sample.y)
     train_loader, eval_loader = make_loaders(cfg, splits, pre, kind=kind, fields=fields)
     o, s = tc.optimizer, tc.schedule
     optimizer = build_optimizer(model, o.name, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
@@ -211,6 +233,9 @@ def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run
     if resume and ckpt.last_path.exists():
         engine.load_state_dict(load_state(ckpt.last_path))
         log.info("resuming %s at epoch %d", run_dir, engine.state["epoch"])
-    engine.fit(train_loader, eval_loader(splits.val), tc.epochs)
+    try:
+        engine.fit(train_loader, eval_loader(splits.val), tc.epochs)
+    finally:
+        getattr(train_loader, "close", lambda: None)()  # a streaming loader's reader process
     if is_main():
         save_weights(model, run_dir / "model.safetensors")

@@ -17,6 +17,8 @@ name        per-jet loss l_i                       output / target
 ``mae``     mean_t |yhat_it - y_it|                as mse
 ``huber``   mean_t h_delta(yhat_it - y_it)         as mse; h = r^2/2 if |r| < delta else
                                                    delta (|r| - delta/2)
+``perceptron`` max(0, -t_i s_i), t = 2y - 1,       two logits (B, 2), s = z_1 - z_0; 0/1 (B,)
+            Rosenblatt's criterion                 (a wrong side costs its distance, a right one 0)
 ==========  =====================================  =========================================
 
 Convention for ``"auto"`` (see :func:`resolve_loss_name`): classification (``num_classes >= 2``),
@@ -35,8 +37,8 @@ from torch import Tensor
 
 from hepnn.errors import ConfigError
 
-LOSS_NAMES = ("ce", "bce", "mse", "mae", "huber")
-CLASSIFICATION_LOSSES = ("ce", "bce")
+LOSS_NAMES = ("ce", "bce", "perceptron", "mse", "mae", "huber")
+CLASSIFICATION_LOSSES = ("ce", "bce", "perceptron")
 
 LossFn = Callable[[Tensor, Tensor, "Tensor | None"], Tensor]
 
@@ -72,6 +74,14 @@ def _per_jet_bce(output: Tensor, target: Tensor) -> Tensor:
     if output.ndim != 1:
         raise ValueError(f"loss 'bce' wants one logit per jet, (B,) or (B, 1), got {tuple(output.shape)}")
     return F.binary_cross_entropy_with_logits(output, target.reshape(-1).to(output.dtype), reduction="none")
+
+
+def _per_jet_perceptron(output: Tensor, target: Tensor) -> Tensor:
+    if output.ndim != 2 or output.shape[1] != 2:
+        raise ValueError(f"loss 'perceptron' wants two logits (B, 2), got {tuple(output.shape)}")
+    margin = output[:, 1] - output[:, 0]  # (B,) signed distance from the decision boundary
+    sign = 2.0 * target.reshape(-1).to(output.dtype) - 1.0  # (B,) +1 signal, -1 background
+    return torch.relu(-sign * margin)
 
 
 def _match_regression(output: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -121,6 +131,8 @@ def build_loss(
         per_jet = _per_jet_ce
     elif name == "bce":
         per_jet = _per_jet_bce
+    elif name == "perceptron":
+        per_jet = _per_jet_perceptron
     else:
         per_jet = _per_jet_regression(name, huber_delta)
     cw = _check_class_weights(name, num_classes, class_weights)
@@ -139,7 +151,7 @@ def build_loss(
 def _check_task(name: str, num_classes: int) -> None:
     if name == "ce" and num_classes < 2:
         raise ConfigError("loss 'ce' is for classification (data.num_classes >= 2); use mse, mae or huber")
-    if name == "bce" and num_classes != 2:
+    if name in ("bce", "perceptron") and num_classes != 2:
         raise ConfigError(f"loss 'bce' is for binary classification, the task has {num_classes} classes; use 'ce'")
     if name not in CLASSIFICATION_LOSSES and num_classes != 1:
         raise ConfigError(f"loss {name!r} is for regression (data.num_classes = 1); use 'ce' for classification")
@@ -166,7 +178,7 @@ def scores_from_output(output: Tensor, loss_name: str) -> Tensor:
     ``bce`` -> sigmoid(z), shape (B,); regression losses -> the output unchanged. ``loss_name`` must be
     resolved (not ``"auto"``; see :func:`resolve_loss_name`).
     """
-    if loss_name == "ce":
+    if loss_name in ("ce", "perceptron"):
         probs = torch.softmax(output, dim=-1)  # (B, K)
         return probs[:, 1] if probs.shape[-1] == 2 else probs
     if loss_name == "bce":

@@ -1,0 +1,124 @@
+"""Lorentz-symmetric models: exact invariance under boosts and rotations (LorentzNet, PELICAN),
+the reduced symmetry with beam spurions, LoLa's fixed-size input, and learning on the sample."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hepnn.data.batch import Batch
+from hepnn.data.jagged import JaggedJets
+from hepnn.nn.lorentz import boost_matrix, rotation_matrix, transform
+from hepnn.registry import create_model
+from tests.conftest import random_jets
+
+INVARIANT = ["lorentznet", "lorentznet_lite", "pelican", "pelican_lite"]
+
+
+def make_batch(n_jets=5, extra_pad=3, seed=0) -> Batch:
+    jets = JaggedJets.from_awkward(random_jets(n_jets, seed=seed, max_particles=10), target="label")
+    padded = jets.pad(np.arange(n_jets))
+    p4 = torch.from_numpy(padded.p4).double()
+    mask = torch.from_numpy(padded.mask)
+    p4 = torch.cat([p4, torch.zeros(n_jets, extra_pad, 4, dtype=p4.dtype)], 1)
+    mask = torch.cat([mask, torch.zeros(n_jets, extra_pad, dtype=torch.bool)], 1)
+    return Batch(p4=p4, mask=mask)
+
+
+def random_lorentz(seed: int) -> torch.Tensor:
+    """A boost with |β| up to 0.9 in a random direction composed with a random rotation."""
+    g = np.random.default_rng(seed)
+    direction = g.normal(size=3)
+    beta = torch.from_numpy(direction / np.linalg.norm(direction) * g.uniform(0.3, 0.9))
+    rot = rotation_matrix(torch.from_numpy(g.normal(size=3)), g.uniform(0, 2 * math.pi))
+    return boost_matrix(beta) @ rot
+
+
+def model(name: str, **kw) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, **kw).double().eval()
+
+
+def transformed(batch: Batch, lam: torch.Tensor) -> Batch:
+    p4 = transform(batch.p4, lam) * batch.mask[..., None]  # padded particles stay exactly zero
+    return Batch(p4=p4, mask=batch.mask)
+
+
+@pytest.mark.parametrize("name", INVARIANT)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_invariant_under_boosts_and_rotations(name, seed):
+    net, batch = model(name, spurions=False), make_batch(seed=seed)
+    lam = random_lorentz(seed)
+    with torch.no_grad():
+        a, b = net(batch), net(transformed(batch, lam))
+    assert not torch.allclose(batch.p4, transformed(batch, lam).p4)
+    torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["lorentznet_lite", "pelican_lite"])
+def test_spurions_keep_rotations_about_the_beam_only(name):
+    net, batch = model(name, spurions=True), make_batch()
+    rot_z = rotation_matrix(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64), 1.1)
+    boost_z = boost_matrix(torch.tensor([0.0, 0.0, 0.6], dtype=torch.float64))
+    rot_x = rotation_matrix(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), 0.7)
+    with torch.no_grad():
+        a = net(batch)
+        torch.testing.assert_close(net(transformed(batch, rot_z)), a, rtol=1e-6, atol=1e-8)
+        # the beams (1, 0, 0, ±1) are not invariant under these, so the output must change
+        assert not torch.allclose(net(transformed(batch, boost_z)), a, rtol=1e-4, atol=1e-6)
+        assert not torch.allclose(net(transformed(batch, rot_x)), a, rtol=1e-4, atol=1e-6)
+
+
+def test_lola_runs_and_uses_a_fixed_number_of_particles():
+    net = model("lola", n_particles=6, n_combinations=3)
+    batch = make_batch(extra_pad=0)  # up to 10 particles: truncated to the first 6
+    flipped = batch.p4.clone()
+    flipped[:, 6:, 1:] *= -1  # particles after the 6th: new momenta, same energies (same jet energy)
+    with torch.no_grad():
+        out = net(batch)
+        assert out.shape == (5, 2) and torch.isfinite(out).all()
+        torch.testing.assert_close(net(Batch(p4=flipped, mask=batch.mask)), out, rtol=1e-12, atol=1e-12)
+        first = batch.p4.clone()
+        first[:, 0, 1:] *= -1  # the first 6 do enter
+        assert not torch.allclose(net(Batch(p4=first, mask=batch.mask)), out)
+        # LoLa's pT and E features are frame dependent: a boost changes the output
+        boosted = transformed(batch, boost_matrix(torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64)))
+        assert not torch.allclose(net(boosted), out)
+
+
+def learn(config: str, tmp_path, overrides: list[str]) -> dict:
+    from hepnn.config import load_config
+    from hepnn.train.fit import fit
+
+    # the whole sample (5000 jets): it is stored top first, so its first 3000 jets are 5:1 imbalanced
+    cfg = load_config(config, overrides)
+    run = fit(cfg, tmp_path / "run", progress=False)
+    return json.loads((run / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_lola_learns_top_tagging(sample_path, tmp_path):
+    metrics = learn("configs/top_tagging/lola.yaml", tmp_path, ["train.epochs=6"])
+    assert metrics["auc"] > 0.85
+
+
+@pytest.mark.slow
+def test_lorentznet_lite_learns_top_tagging(sample_path, tmp_path):
+    metrics = learn(
+        "configs/top_tagging/lorentznet.yaml", tmp_path,
+        ["train.epochs=1", "model.name=lorentznet_lite", "model.params={}", "data.max_particles=32"],
+    )  # fmt: skip
+    assert metrics["auc"] > 0.85
+
+
+@pytest.mark.slow
+def test_pelican_lite_learns_top_tagging(sample_path, tmp_path):
+    metrics = learn(
+        "configs/top_tagging/pelican.yaml", tmp_path,
+        ["train.epochs=1", "model.name=pelican_lite", "model.params={}", "data.max_particles=32"],
+    )  # fmt: skip
+    assert metrics["auc"] > 0.85
