@@ -51,7 +51,7 @@ def test_gat_attention_sums_to_one_over_real_neighbours():
 
 
 def test_gat_layer_matches_loop_reference():
-    """h_i' = ‖_h Σ_j α_ij W_h x_j + b with α from LeakyReLU(a_srcᵀ W x_i + a_dstᵀ W x_j), j ∈ kNN(i) ∪ {i}."""
+    """h_i' = ‖_h Σ_j α_ij W_h x_j + b over j ∈ kNN(i) ∪ {i}, α = softmax LeakyReLU(a_srcᵀ W x_i + a_dstᵀ W x_j)."""
     idx, mask = random_graph()
     torch.manual_seed(1)
     layer = GATLayer(in_features=5, out_features=4, heads=2).double()
@@ -88,5 +88,5 @@ def test_gcn_learns_top_tagging(sample_path, tmp_path):
 
 @pytest.mark.slow
 def test_gat_learns_top_tagging(sample_path, tmp_path):
-    """Measured AUC 0.894 (3 epochs) and 0.874 (2 epochs, seed 1) on all 5000 jets."""
-    assert train_metrics("gat", tmp_path, "train.epochs=2", "data.max_particles=48")["auc"] > 0.83
+    """Measured AUC 0.877 / 0.894 (3 epochs, all 5000 jets, N ≤ 48, seeds 0 and 1)."""
+    assert train_metrics("gat", tmp_path, "train.epochs=3", "data.max_particles=48")["auc"] > 0.84

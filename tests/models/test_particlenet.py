@@ -78,7 +78,7 @@ def test_graph_uses_wrapped_delta_phi():
 
 @pytest.mark.slow
 def test_particlenet_lite_learns_top_tagging(sample_path, tmp_path):
-    """Measured 0.912-0.924 (2-3 epochs, 5000 jets, two seeds); bound leaves a margin."""
+    """Measured AUC 0.919 / 0.913 (2 epochs, all 5000 jets, N ≤ 48, seeds 0 and 1)."""
     from hepnn.config import load_config
     from hepnn.train.fit import fit
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from hepnn.nn.edgeconv import EdgeConv
-from hepnn.nn.graph import MaskedBatchNorm, gather_neighbours, knn_adjacency, masked_softmax
+from hepnn.nn.graph import gather_neighbours, knn_adjacency, masked_softmax
+from hepnn.nn.norm import MaskedBatchNorm
 
 C, K, WIDTHS = 5, 4, (8, 6)
 

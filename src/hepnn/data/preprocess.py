@@ -12,6 +12,8 @@ Arithmetic is float64; the output keeps the input's floating dtype (float32 in, 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import os
 from typing import Any, Sequence
 
@@ -22,7 +24,7 @@ from hepnn.errors import ConfigError, DataError, HepnnError
 Columns = Sequence[int] | Sequence[str] | None
 
 
-class ColumnTransform:
+class ColumnTransform(ABC):
     """Base class: resolves ``columns``, checks input, applies ``_forward``/``_inverse`` to them."""
 
     kind = ""
@@ -111,11 +113,13 @@ class ColumnTransform:
     def _fit(self, X: np.ndarray) -> None:
         pass
 
+    @abstractmethod
     def _forward(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The transform of the selected columns, (n, k) -> (n, k)."""
 
+    @abstractmethod
     def _inverse(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The inverse of ``_forward`` (the identity where none exists, e.g. Clip)."""
 
 
 def _jsonable(v: Any) -> Any:
@@ -273,22 +277,28 @@ class PCA(ColumnTransform):
     def _rest(self) -> np.ndarray:
         return np.setdiff1d(np.arange(self.n_features_in_), self.columns_)
 
-    def transform(self, X):
-        X = self._check(X, fitted=True)
-        z = (X[:, self.columns_].astype(np.float64) - self.mean_) @ self.components_.T  # (n, K)
+    def _forward(self, X):
+        z = (X - self.mean_) @ self.components_.T  # (n, k) -> (n, K)
+        return z / np.sqrt(self.explained_variance_) if self.whiten else z
+
+    def _inverse(self, z):
         if self.whiten:
-            z /= np.sqrt(self.explained_variance_)
+            z = z * np.sqrt(self.explained_variance_)
+        return z @ self.components_ + self.mean_  # (n, K) -> (n, k)
+
+    def transform(self, X):
+        # The column count changes (k inputs -> K components), so the base class's in-place update
+        # does not apply: untouched columns first, then the components.
+        X = self._check(X, fitted=True)
+        z = self._forward(X[:, self.columns_].astype(np.float64))
         return np.concatenate([X[:, self._rest()], z], axis=1).astype(np.result_type(X.dtype, np.float32))
 
     def inverse_transform(self, X):
         X = np.asarray(X)
         n_rest = len(self._rest())
-        z = X[:, n_rest:].astype(np.float64)  # (n, K)
-        if self.whiten:
-            z = z * np.sqrt(self.explained_variance_)
         out = np.empty((X.shape[0], self.n_features_in_), dtype=np.result_type(X.dtype, np.float32))
         out[:, self._rest()] = X[:, :n_rest]
-        out[:, self.columns_] = z @ self.components_ + self.mean_
+        out[:, self.columns_] = self._inverse(X[:, n_rest:].astype(np.float64))
         return out
 
     def output_names(self, names):

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from hepnn.data.batch import Batch
 from hepnn.data.features import pair_features
 from hepnn.nn.attention import ParticleAttentionBlock, attention_mask
-from hepnn.nn.equivariant import MaskedBatchNorm
+from hepnn.nn.norm import MaskedBatchNorm
 from hepnn.registry import register_model
 
 PAIR_NAMES = ("ln_kt", "ln_z", "ln_dr", "ln_m2")

@@ -31,7 +31,7 @@ from torch import nn
 
 from hepnn.data.batch import Batch
 from hepnn.nn.edgeconv import EdgeConv
-from hepnn.nn.graph import MaskedBatchNorm
+from hepnn.nn.norm import MaskedBatchNorm
 from hepnn.nn.layers import masked_mean
 from hepnn.registry import register_model
 

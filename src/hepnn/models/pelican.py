@@ -23,7 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from hepnn.data.batch import Batch
-from hepnn.nn.equivariant import Eq2to0, Eq2to2, MaskedBatchNorm
+from hepnn.nn.equivariant import Eq2to0, Eq2to2
+from hepnn.nn.norm import MaskedBatchNorm
 from hepnn.nn.layers import mlp
 from hepnn.nn.lorentz import add_beams, minkowski_gram
 from hepnn.registry import register_model

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from hepnn.data.graphs import knn
-from hepnn.nn.graph import MaskedBatchNorm, gather_neighbours
+from hepnn.nn.graph import gather_neighbours
+from hepnn.nn.norm import MaskedBatchNorm
 
 
 class EdgeConv(nn.Module):

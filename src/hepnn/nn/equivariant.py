@@ -11,49 +11,12 @@ broadcast-added. ``Eq2to0`` reads out the two invariants (trace, total).
 Sums run over real particles only (padded pairs are zeroed) and are normalized like PELICAN's
 aggregators, as a mean times (N / n_ref)^α with a learned exponent α per channel (α = 0: mean;
 α = 1: sum / n_ref), so that the output does not depend on the padding and scales sensibly with N.
-
-``MaskedBatchNorm`` is batch normalization whose statistics use only the real entries of a padded
-set or pair tensor (so extra padding changes nothing, in training as in evaluation).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-
-class MaskedBatchNorm(nn.Module):
-    """BatchNorm over the last (channel) axis using only entries where ``mask`` is True.
-
-    Running statistics (momentum 0.1, unbiased variance as in ``nn.BatchNorm1d``) are used in eval.
-
-    Shapes: x (..., C), mask (...) bool -> (..., C) (masked entries are normalized but meaningless).
-    """
-
-    def __init__(self, num_features: int, *, momentum: float = 0.1, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.momentum, self.eps = momentum, eps
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        if self.training:
-            c = x.shape[-1]
-            w = mask.reshape(1, -1).to(x.dtype)  # (1, P) over all entries
-            flat = x.reshape(-1, c)  # (P, C)
-            n = w.sum().clamp_min(1.0)
-            mean = (w @ flat)[0] / n  # (C,) masked sums as one matmul pass
-            var = ((w @ (flat * flat))[0] / n - mean * mean).clamp_min(0.0)  # (C,) biased
-            with torch.no_grad():
-                unbiased = var * n / (n - 1).clamp_min(1.0)
-                self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
-        else:
-            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
-        scale = self.weight * torch.rsqrt(var + self.eps)  # (C,) folded into one affine pass
-        return torch.addcmul(self.bias - mean * scale, x, scale)
 
 
 def _scales(mask: Tensor, alpha: Tensor, n_ref: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:

@@ -1,4 +1,4 @@
-"""Message-passing helpers for padded particle graphs: neighbour gathering, masked batch norm,
+"""Message-passing helpers for padded particle graphs: neighbour gathering,
 neighbour masks, dense normalized adjacency and masked softmax over neighbours.
 
 Graphs are stored as neighbour lists ``idx (B, N, k)`` (the output of ``hepnn.data.graphs.knn``),
@@ -69,51 +69,3 @@ def masked_softmax(scores: Tensor, valid: Tensor, dim: int) -> Tensor:
     return e / e.sum(dim=dim, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
 
 
-class MaskedBatchNorm(nn.Module):
-    """Batch normalization whose statistics use real entries only (particles or edges).
-
-    Ioffe & Szegedy, arXiv:1502.03167. ``nn.BatchNorm1d`` over padded particles would count the
-    padding in the mean and variance, so the output would depend on how much padding a batch
-    has. Here the batch statistics are averages over entries with ``mask`` True; running averages
-    (momentum as in torch, unbiased variance) are used in eval mode.
-
-    Masked-out entries are not zeroed (that would cost a pass over the tensor): they hold the same
-    affine map of their input as real entries and never enter the statistics. Callers zero padded
-    rows where a result leaves the layer stack (e.g. before pooling).
-
-    Args:
-        num_features: channels C (the last axis). eps, momentum: as in ``nn.BatchNorm1d``.
-
-    Shapes: x (..., C), mask broadcastable to x.shape[:-1] bool -> (..., C).
-    """
-
-    def __init__(self, num_features: int, *, eps: float = 1e-5, momentum: float = 0.1) -> None:
-        super().__init__()
-        self.eps, self.momentum = eps, momentum
-        self.weight = nn.Parameter(torch.ones(num_features))
-        self.bias = nn.Parameter(torch.zeros(num_features))
-        self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features))
-
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        if self.training:
-            mean, var = self._batch_stats(x, mask)
-        else:
-            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
-        scale = self.weight * torch.rsqrt(var + self.eps)  # (C,)
-        return torch.addcmul(self.bias - mean * scale, x, scale)  # x * scale + shift in one pass
-
-    def _batch_stats(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and biased variance over real entries; updates the running averages."""
-        c = x.shape[-1]
-        w = mask.expand(x.shape[:-1]).reshape(-1).to(x.dtype)  # (M,) 1 for real entries
-        flat = x.reshape(-1, c)  # (M, C)
-        count = w.sum().clamp_min(1.0)
-        mean = (w @ flat) / count  # (C,) a matrix-vector product: no masked copy of x
-        d = flat - mean  # (M, C) centred first: E[x²] − E[x]² loses precision in float32
-        var = (w @ (d * d)) / count  # (C,)
-        with torch.no_grad():
-            unbiased = var * count / (count - 1).clamp_min(1.0)
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-        return mean, var

@@ -189,6 +189,8 @@ class Engine:
             "step": self.state["step"],
             "history": self.state["history"],
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")},
+            # a task with state of its own (e.g. a GAN's discriminator optimizer) resumes with it
+            "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -202,6 +204,8 @@ class Engine:
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.state = {"epoch": state["epoch"], "step": state["step"], "history": list(state["history"])}
+        if state.get("task") and hasattr(self.task, "load_state_dict"):
+            self.task.load_state_dict(state["task"])
         for cb in self.callbacks:
             if hasattr(cb, "load_state_dict") and type(cb).__name__ in state["callbacks"]:
                 cb.load_state_dict(state["callbacks"][type(cb).__name__])
