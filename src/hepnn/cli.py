@@ -53,12 +53,44 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def _describe(err: Exception) -> str:
+    """One line for an error that escaped a command: HepnnError carries its own message; OSError
+    (unwritable path, disk full), MemoryError and the rest (a ValueError from torch or numpy) get one."""
+    if isinstance(err, HepnnError):
+        return str(err)
+    if isinstance(err, OSError):
+        name = err.filename2 or err.filename  # os.replace(tmp, dst): dst is the one the user named
+        where = f": {name}" if name else ""
+        return (f"{err.strerror or err}{where}; check that the path exists, is a folder where one is "
+                "expected, is writable and that the disk is not full")
+    if isinstance(err, MemoryError):
+        return "out of memory; lower data.batch_size or data.max_particles, or stream with data.loader=stream"
+    text = " ".join(str(err).split())
+    return f"unexpected {type(err).__name__}: {text} (rerun with `hepnn --debug ...` for the traceback)"
+
+
+def _print(renderable) -> None:
+    """A rich renderable (a table) on stdout, at least 120 columns wide even when piped."""
+    from rich.console import Console
+
+    out = Console()
+    out.width = max(out.width, 120)
+    out.print(renderable)
+
+
 def run() -> None:
-    """Console entry point with the project's error handling."""
+    """Console entry point: any error is one line on stderr and exit code 2; ``--debug`` re-raises it."""
     try:
         app()
-    except HepnnError as err:  # raised outside a command (should not happen); keep one line
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
+            typer.secho("error: interrupted; outputs are written atomically, so none is left half-written "
+                        "(continue a training run with `hepnn train --resume RUN_DIR`)", fg=typer.colors.RED, err=True)
+        raise
+    except Exception as err:
+        if _state["debug"]:
+            raise
+        typer.secho(f"error: {_describe(err)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
 
 
@@ -103,14 +135,8 @@ def inspect(paths: Annotated[list[Path], typer.Argument(help="Data files (parque
     """Schema, jets, label balance, multiplicity, feature statistics and a memory estimate."""
     try:
         from hepnn.data.inspect import inspect_files, render_inspect
-        from hepnn.log import console
 
-        out = render_inspect(inspect_files([str(p) for p in paths]))
-        if isinstance(out, str):
-            typer.echo(out)
-        else:
-            console.file = sys.stdout
-            console.print(out)
+        typer.echo(render_inspect(inspect_files([str(p) for p in paths])))
     except HepnnError as err:
         _fail(err)
 
@@ -199,6 +225,22 @@ def predict(
 
 
 @app.command()
+def sample(
+    run_dir: Annotated[Path, typer.Argument(help="A generative run directory (flow_jet, ddpm_jet, wgan_jet, vae_jet, ddpm_particles).")],
+    n: Annotated[int, typer.Option("--n", help="Number of jets to generate.")] = 10_000,
+    out: Annotated[Path, typer.Option(help="Output parquet in the native jet layout.")] = Path("generated.parquet"),
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same file).")] = 0,
+) -> None:
+    """Generate jets with a trained generative model; writes parquet readable by every command."""
+    try:
+        from hepnn.sample import sample_run
+
+        typer.echo(str(sample_run(run_dir, n, out, seed=seed)))
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
 def compare(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (seed repeats are averaged).")],
     out: Annotated[Path, typer.Option(help="Where the table, ROC overlay and report go.")] = Path("runs/compare"),
@@ -206,11 +248,32 @@ def compare(
     """One table (Markdown + CSV) and overlaid ROC curves over runs, mean +- std over seeds."""
     try:
         from hepnn.evaluate.comparison import compare_dirs
-        from hepnn.log import console
 
-        table = compare_dirs(run_dirs, out)
-        console.file = sys.stdout
-        console.print(table)
+        _print(compare_dirs(run_dirs, out))
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def tune(
+    config: Annotated[Path, typer.Argument(help="Run YAML with a `tune:` section.")],
+    overrides: Overrides = None,
+    out: Annotated[Optional[Path], typer.Option(help="Study directory (default runs/tune-CONFIGNAME); rerun to resume.")] = None,
+    workers: Annotated[int, typer.Option(help="Parallel trial processes on this machine (one thread each).")] = 1,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna storage shared by several machines: an RDB URL "
+                                                   "(postgresql://..., sqlite:///...) or a journal file path.")] = None,
+) -> None:
+    """Hyperparameter search (Optuna) over the config's `tune:` section; writes a study directory."""
+    try:
+        from hepnn.config import load_config
+        from hepnn.tune import run_study
+
+        result = run_study(load_config(config, overrides or []), out or Path("runs") / f"tune-{config.stem}",
+                           workers=workers, storage=storage)
+        typer.echo(result.table_md)
+        if result.best_number is not None:
+            typer.echo(f"best trial {result.best_number}: {result.metric} = {result.best_value:.6g}; "
+                       f"config in {result.study_dir / 'best.yaml'}")
     except HepnnError as err:
         _fail(err)
 
@@ -225,12 +288,9 @@ def demo(
     """The main job: train several taggers on real top/QCD jets, print the table, write plots and a report."""
     try:
         from hepnn.demo import run_demo
-        from hepnn.log import console
 
-        table = run_demo(out, models=[m.strip() for m in models.split(",") if m.strip()],
-                         generate=generate_n, epochs=epochs)
-        console.file = sys.stdout
-        console.print(table)
+        _print(run_demo(out, models=[m.strip() for m in models.split(",") if m.strip()],
+                        generate=generate_n, epochs=epochs))
     except HepnnError as err:
         _fail(err)
 

@@ -18,7 +18,8 @@ from hepnn.errors import ConfigError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a NaN or infinite number (lr=.inf, a YAML .nan) is never a valid setting
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class SplitConfig(_Section):
@@ -65,6 +66,7 @@ class DataConfig(_Section):
     chunk_size: int = Field(100_000, gt=0)  # jets per streamed chunk
     bucketing: bool = True  # group jets of similar multiplicity to cut padding waste
     max_jets: int | None = Field(None, gt=0)  # quick runs: the first jets of each file, N in all (by file size)
+    train_labels: list[int] | None = None  # train/validate on jets with these labels only (e.g. [0] = QCD for anomaly detection); test keeps all
 
     @field_validator("train", "val", "test", mode="before")
     @classmethod
@@ -87,6 +89,13 @@ class OptimizerConfig(_Section):
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
 
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_unit_interval(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError(f"Adam betas must lie in [0, 1), got {list(v)}")
+        return v
+
 
 class ScheduleConfig(_Section):
     name: Literal["constant", "time_decay", "step", "exponential", "cosine", "onecycle", "plateau"] = "constant"
@@ -105,10 +114,21 @@ class EarlyStoppingConfig(_Section):
     restore_best: bool = True
 
 
+class UnsupervisedConfig(_Section):
+    """Settings of the unsupervised and generative tasks (train.task = denoise, elbo, adversarial)."""
+
+    noise: float = Field(0.1, ge=0)  # denoise: std of the Gaussian noise added to the preprocessed inputs
+    beta: float = Field(1.0, ge=0)  # elbo: weight of the KL term (beta-VAE)
+    critic_lr: float = Field(1e-4, gt=0)  # adversarial: the critic's own Adam learning rate
+    critic_betas: tuple[float, float] = (0.0, 0.9)  # adversarial: the critic's Adam betas (WGAN-GP paper)
+    critic_steps: int = Field(5, ge=1)  # adversarial: critic updates per generator update
+    gp_lambda: float = Field(10.0, ge=0)  # adversarial: gradient-penalty weight
+
+
 class TrainConfig(_Section):
     """Everything the training engine does with a model and data."""
 
-    task: Literal["auto", "classify", "regress"] = "auto"
+    task: Literal["auto", "classify", "regress", "reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow"] = "auto"
     epochs: int = Field(10, ge=1)
     seed: int = 0
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -125,6 +145,7 @@ class TrainConfig(_Section):
     amp: Literal["none", "bf16", "fp16"] = "none"
     compile: bool = False
     log_every: int = Field(50, gt=0)
+    unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)
 
 
 class EvaluateConfig(_Section):
@@ -140,6 +161,47 @@ class EvaluateConfig(_Section):
         return v
 
 
+class TuneParam(_Section):
+    """One dimension of a search space, e.g. ``{type: loguniform, low: 1e-4, high: 1e-2}``."""
+
+    type: Literal["loguniform", "uniform", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = Field(None, gt=0)  # uniform/int: grid spacing (and the grid sampler's points)
+    choices: list[Any] | None = None  # categorical: values of any YAML type (lists too, e.g. layer widths)
+
+    @model_validator(mode="after")
+    def _check_range(self) -> "TuneParam":
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None:
+                raise ValueError("categorical needs a non-empty `choices` list and no low/high")
+            return self
+        if self.low is None or self.high is None or self.choices is not None:
+            raise ValueError(f"{self.type} needs `low` and `high` (and no `choices`)")
+        if self.low >= self.high:
+            raise ValueError(f"empty range: low={self.low:g} must be below high={self.high:g}")
+        if self.type == "loguniform" and (self.low <= 0 or self.step is not None):
+            raise ValueError(f"loguniform needs low > 0 (got {self.low:g}) and no step")
+        if self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError("int needs integer low and high")
+        return self
+
+
+class TuneConfig(_Section):
+    """Hyperparameter search (`hepnn tune`): a space over dotted config keys, a metric, a sampler."""
+
+    space: dict[str, TuneParam] = Field(min_length=1)  # dotted key -> parameter, e.g. train.optimizer.lr
+    metric: str = "val_auc"  # a per-epoch history key (val_auc, val_loss, ...) or a metrics.json key (auc, rej50)
+    direction: Literal["maximize", "minimize"] | None = None  # None: maximize auc/acc/rej, minimize the rest
+    n_trials: int | None = Field(None, ge=1)  # None: the grid size for sampler=grid, else 20
+    sampler: Literal["grid", "random", "bayes", "gp"] = "bayes"  # bayes = TPE, gp = Gaussian process
+    pruner: Literal["none", "median", "halving"] = "none"  # halving = successive halving
+    pruner_warmup: int = Field(1, ge=0)  # epochs every trial runs before it may be pruned
+    report_metric: str | None = None  # per-epoch metric the pruner sees (default: from `metric`)
+    study_name: str | None = None  # name in the storage (default: <name>-<model.name>)
+    seed: int = 0
+
+
 class RunConfig(_Section):
     """A whole run: data, model, training and evaluation."""
 
@@ -149,6 +211,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    tune: TuneConfig | None = None  # only `hepnn tune` reads it
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,8 +256,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if isinstance(part, int) or current is None:
             continue
         field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
+        if field is None:  # a key of a dict field (e.g. tune.space.<dotted key>): stay on its value type
+            continue
         ann = field.annotation
         current = None
         for cand in (ann, *getattr(ann, "__args__", ())):

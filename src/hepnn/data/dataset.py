@@ -180,14 +180,28 @@ def save_preprocessors(pre: dict[str, Any], path: Path) -> None:
 
 
 def load_preprocessors(path: Path) -> dict[str, Any]:
+    """A run's fitted preprocessing. Anything but a complete preprocess.json as ``fit`` wrote it (missing,
+    not JSON, unknown kinds, steps without fitted state, state of the wrong shape) is a DataError:
+    predicting with silently different preprocessing would give wrong scores."""
     import json
 
     from hepnn.data.preprocess import Preprocessor
+    from hepnn.errors import HepnnError
 
     if not path.is_file():
-        return {}
+        raise DataError(f"{path} is missing; a run directory needs the preprocessing fitted at training "
+                        "time: restore the file or retrain the run")
     try:
         raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path} is not valid JSON ({err}); the run's preprocessing is damaged") from None
-    return {k: Preprocessor.from_dict(v) for k, v in raw.items()}
+        if not isinstance(raw, dict):
+            raise TypeError(f"expected an object of blocks, got {type(raw).__name__}")
+        pre = {k: Preprocessor.from_dict(v) for k, v in raw.items()}
+        for block, p in pre.items():
+            if len(p.transforms_) != len(p.steps):
+                raise ValueError(f"block '{block}' has steps without fitted state")
+            if p.transforms_:  # a transform of ones catches state arrays of the wrong shape now, not mid-run
+                p.transform(np.ones((1, p.transforms_[0].n_features_in_)))
+    except (HepnnError, ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+        raise DataError(f"{path} is not a valid preprocessing file ({type(err).__name__}: {err}); the run's "
+                        "preprocessing is damaged: restore the file or retrain the run") from err
+    return pre

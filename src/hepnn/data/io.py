@@ -12,6 +12,7 @@ optional part_charge (list<int8>), part_pid (list<int32>), jet_* and truth_* (fl
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -26,7 +27,7 @@ from hepnn.data.io_checks import (
     NATIVE_TYPES, LayoutGuard, select_columns, strip_options, to_native_types, validate_chunk,
 )
 from hepnn.data.io_h5 import write_toptagging_h5
-from hepnn.errors import DataError
+from hepnn.errors import DataError, HepnnError
 from hepnn.io_utils import atomic_path
 
 __all__ = [
@@ -105,11 +106,12 @@ def count_jets(path: str | os.PathLike[str]) -> int:
     fmt = file_format(path)
     if fmt == "parquet":
         return _parquet_file(path).metadata.num_rows
-    if fmt == "h5":
-        return io_h5.count_h5(path)
-    from hepnn.data import io_root
+    with _damaged_file_is_data_error(path):
+        if fmt == "h5":
+            return io_h5.count_h5(path)
+        from hepnn.data import io_root
 
-    return io_root.count_root(path)
+        return io_root.count_root(path)
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict:
@@ -120,14 +122,15 @@ def read_metadata(path: str | os.PathLike[str]) -> dict:
         raw = (_parquet_file(path).schema_arrow.metadata or {}).get(METADATA_KEY)
         try:
             return json.loads(raw) if raw else {}
-        except json.JSONDecodeError as err:
+        except ValueError as err:  # JSONDecodeError or UnicodeDecodeError
             raise DataError(f"{path}: parquet metadata 'hepnn' is not valid JSON ({err})") from err
-    if fmt == "h5":
-        return {"layout": "toptagging", "classes": ["QCD", "top"],
-                "max_particles": io_h5.max_particles_h5(io_h5.h5_columns(path))}
-    from hepnn.data import io_root
+    with _damaged_file_is_data_error(path):
+        if fmt == "h5":
+            return {"layout": "toptagging", "classes": ["QCD", "top"],
+                    "max_particles": io_h5.max_particles_h5(io_h5.h5_columns(path))}
+        from hepnn.data import io_root
 
-    return io_root.root_metadata(path)
+        return io_root.root_metadata(path)
 
 
 def iter_chunks(
@@ -191,16 +194,32 @@ def read_jets(
     return parts[0] if len(parts) == 1 else ak.concatenate(parts)
 
 
+@contextlib.contextmanager
+def _damaged_file_is_data_error(path: Path) -> Iterator[None]:
+    """A damaged HDF5 or ROOT file makes h5py/uproot raise almost anything (KeyError, RuntimeError,
+    TypeError, zlib.error, RecursionError, ...) depending on which bytes are hit: name the file instead."""
+    try:
+        yield
+    except HepnnError:
+        raise
+    except Exception as err:
+        text = " ".join(str(err).split())[:200]
+        raise DataError(f"{path}: cannot read the file ({type(err).__name__}: {text}); it is truncated or "
+                        "corrupt: regenerate or re-download it") from err
+
+
 def _raw_chunks(path: Path, chunk_size: int, columns: list[str] | None) -> Iterator[ak.Array]:
     fmt = file_format(path)
     if fmt == "parquet":
         yield from _parquet_chunks(path, chunk_size, columns)
-    elif fmt == "h5":
-        yield from _h5_chunks(path, chunk_size, columns)
-    else:
-        from hepnn.data import io_root
+        return
+    with _damaged_file_is_data_error(path):
+        if fmt == "h5":
+            yield from _h5_chunks(path, chunk_size, columns)
+        else:
+            from hepnn.data import io_root
 
-        yield from io_root.root_chunks(path, chunk_size, columns)
+            yield from io_root.root_chunks(path, chunk_size, columns)
 
 
 def _parquet_file(path: Path):
@@ -210,7 +229,7 @@ def _parquet_file(path: Path):
     try:
         # pre_buffer=False: with it, Arrow keeps every row group iter_batches has read (apache/arrow#39808)
         return pq.ParquetFile(path, pre_buffer=False)
-    except (pa.ArrowException, OSError) as err:
+    except (pa.ArrowException, OSError, ValueError) as err:  # ValueError: undecodable bytes in a corrupt footer
         raise DataError(f"{path}: cannot read as parquet ({err}); the file is truncated or corrupt") from err
 
 
@@ -226,7 +245,7 @@ def _parquet_chunks(path: Path, chunk_size: int, columns: list[str] | None) -> I
             arr = ak.from_arrow(batch)
             yield ak.zip({c: strip_options(arr[on_disk[c]], path, c, offset) for c in read}, depth_limit=1)
             offset += len(arr)
-    except (pa.ArrowException, OSError) as err:
+    except (pa.ArrowException, OSError, ValueError) as err:  # ValueError: corrupt schema metadata (bad UTF-8/JSON)
         raise DataError(f"{path}: cannot read parquet data ({err}); the file is truncated or corrupt") from err
 
 

@@ -104,7 +104,9 @@ def plot_roc(
             ax.axvline(e, color="grey", lw=0.8, ls=":")
         ax.set(yscale="log", xlim=(0, 1), xlabel=r"Signal efficiency $\varepsilon_S$")
         ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
-        ax.legend(fontsize="small")
+        top = ax.get_ylim()[1]
+        ax.set_ylim(top=top * 30)  # head room: the legend sits above the curves, not on them
+        ax.legend(fontsize="x-small", loc="upper right", frameon=False)
         return _save(fig, path, formats)
 
 

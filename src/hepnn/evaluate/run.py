@@ -120,7 +120,12 @@ def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any
     """Score the test split (and part of the training split for the overtraining check), write
     metrics.json, test_scores.parquet, plots and the report."""
     from hepnn.evaluate import metrics as M
+    from hepnn.train.tasks_unsupervised import UNSUPERVISED_KINDS
 
+    if kind in UNSUPERVISED_KINDS:  # anomaly scores and generated-vs-real metrics
+        from hepnn.evaluate.unsupervised import evaluate_unsupervised
+
+        return evaluate_unsupervised(cfg, model, pre, splits, run_dir, kind=kind)
     test = predict_jets(cfg, model, pre, splits.test, kind)
     write_table(_scores_table(test, splits.test), run_dir / "test_scores.parquet")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
@@ -132,7 +137,8 @@ def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any
     else:
         train = None
         metrics = M.regression_metrics(test["y"], test["pred"])
-    metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s") if k in info})
+    metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s", "n_nonzero", "size_bytes", "latency_ms")
+                    if k in info})  # the last three: compressed runs (hepnn.compress)
     write_json_atomic(run_dir / "metrics.json", metrics)
     plots = _plots(cfg, run_dir, kind, test, train) if cfg.evaluate.plots else []
     from hepnn.evaluate.report import write_report

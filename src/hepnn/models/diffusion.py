@@ -174,6 +174,8 @@ class ParticleDDPM(DDPM):
         pt = torch.exp(slots[..., 0] * self._LOGPT[1] + self._LOGPT[0])
         eta, phi = slots[..., 1] * self._ANGLE, slots[..., 2] * self._ANGLE
         mask = slots[..., 3] > 0
+        empty = torch.nonzero(~mask.any(dim=1)).squeeze(1)  # every jet keeps at least its likeliest slot
+        mask[empty, slots[empty, :, 3].argmax(dim=1)] = True
         px, py, pz = pt * torch.cos(phi), pt * torch.sin(phi), pt * torch.sinh(eta)
         p4 = torch.stack([pt * torch.cosh(eta), px, py, pz], dim=-1) * mask.unsqueeze(-1)
         order = torch.argsort(torch.where(mask, pt, torch.zeros_like(pt)), dim=1, descending=True)

@@ -32,7 +32,7 @@ class JetFlow(nn.Module):
         try:
             import zuko
         except ImportError as err:
-            raise missing_extra("zuko", "flows") from err
+            raise missing_extra("flows", "zuko") from err
         self.flow = zuko.flows.NSF(features=jet_features, context=0, bins=bins, transforms=transforms,
                                    hidden_features=tuple(hidden))
 

@@ -32,6 +32,9 @@ def resolve_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    mps = getattr(torch.backends, "mps", None)
+    if (name == "cuda" and not torch.cuda.is_available()) or (name == "mps" and not (mps and mps.is_available())):
+        raise HepnnError(f"train.device={name} but no {name} device is available here; use train.device=auto or cpu")
     return torch.device(name)
 
 

@@ -17,7 +17,7 @@ import random
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -69,7 +69,11 @@ def build_model(cfg: RunConfig) -> Any:
     kwargs = {**model_inputs(cfg, spec), **cfg.model.params}
     if spec.family == "bdt":
         kwargs.setdefault("seed", cfg.train.seed)
-    return create_model(cfg.model.name, **kwargs)
+    try:
+        return create_model(cfg.model.name, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as err:  # e.g. a negative layer width reaching torch
+        raise ConfigError(f"model.params {cfg.model.params} cannot build model {cfg.model.name!r}: "
+                          f"{' '.join(str(err).split())}; check the values (widths and counts must be > 0)") from err
 
 
 def default_run_dir(cfg: RunConfig) -> Path:
@@ -77,15 +81,19 @@ def default_run_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{cfg.model.name}-s{cfg.train.seed}-{stamp}"
 
 
-def fit(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = True) -> Path:
-    """Train the run described by ``cfg`` into ``out`` (a new directory) and evaluate it."""
+def fit(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = True,
+        extra_callbacks: Sequence[Any] = ()) -> Path:
+    """Train the run described by ``cfg`` into ``out`` (a new directory) and evaluate it.
+
+    ``extra_callbacks`` are appended to the engine's callbacks (e.g. the tuner's pruning reporter).
+    """
     run_dir = Path(out) if out is not None else default_run_dir(cfg)
     if (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "run.json").exists():
         raise HepnnError(f"{run_dir} already holds a run; resume it with `hepnn train --resume {run_dir}` "
                          "or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
-    return _run(cfg, run_dir, resume=False, progress=progress)
+    return _run(cfg, run_dir, resume=False, progress=progress, extra_callbacks=extra_callbacks)
 
 
 def resume(run_dir: str | Path, *, progress: bool = True) -> Path:
@@ -95,7 +103,7 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> Path:
     return _run(cfg, run_dir, resume=True, progress=progress)
 
 
-def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path:
+def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool, extra_callbacks: Sequence[Any] = ()) -> Path:
     from hepnn.data.dataset import fit_preprocessors, load_splits, loader_mode, save_preprocessors
     from hepnn.evaluate.run import evaluate_loaded
     from hepnn.registry import count_parameters, get_model_spec
@@ -106,6 +114,8 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path
     fields = (*spec.inputs, "y", "weight")
     mode = "memory" if spec.family == "bdt" else loader_mode(cfg.data, needs_jet="jet" in fields)
     splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed, mode=mode)
+    if cfg.data.train_labels is not None:
+        keep_labels(splits, cfg.data.train_labels)
     pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=cfg.train.seed)
     save_preprocessors(pre, run_dir / "preprocess.json")
     model = build_model(cfg)
@@ -113,7 +123,8 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool) -> Path
     if spec.family == "bdt":
         _fit_bdt(model, splits, pre, run_dir)
     else:
-        _fit_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume, progress=progress)
+        _fit_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume, progress=progress,
+                   extra_callbacks=extra_callbacks)
     elapsed = time.perf_counter() - t0
     info = {"model": cfg.model.name, "name": cfg.name, "seed": cfg.train.seed, "task": kind,
             "n_params": count_parameters(model), "train_time_s": elapsed,
@@ -138,11 +149,28 @@ def _fit_bdt(model: Any, splits: Any, pre: dict[str, Any], run_dir: Path) -> Non
     model.save(run_dir / "model.json")
 
 
+def keep_labels(splits: Any, labels: list[int]) -> None:
+    """Train and validate on jets with ``labels`` only (e.g. QCD for anomaly detection); test keeps all."""
+    if isinstance(splits.train, list):
+        raise ConfigError("data.train_labels needs the training jets in memory (data.loader=memory)")
+    for name in ("train", "val", "train_sample"):
+        jets = getattr(splits, name)
+        idx = np.flatnonzero(np.isin(jets.y, labels))
+        if len(idx) == 0:
+            raise ConfigError(f"data.train_labels={labels} leaves no {name} jets (labels present: "
+                              f"{sorted(set(np.unique(jets.y).tolist()))})")
+        setattr(splits, name, jets.take(idx))
+    log.info("data.train_labels=%s: %d train, %d val jets kept", labels, len(splits.train), len(splits.val))
+
+
 def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndarray | None) -> Any:
     from hepnn.train.losses import balanced_class_weights, build_loss, resolve_loss_name
     from hepnn.train.tasks import ClassifyTask, Regularization, RegressTask
+    from hepnn.train.tasks_unsupervised import UNSUPERVISED_KINDS, make_unsupervised_task
 
     tc = cfg.train
+    if kind in UNSUPERVISED_KINDS:
+        return make_unsupervised_task(kind, tc.unsupervised)
     reg = Regularization(l1=tc.l1, l2=tc.l2, grad_penalty=tc.grad_penalty)
     if kind == "classify":
         name = resolve_loss_name(tc.loss, num_classes)
@@ -169,7 +197,7 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
     d = cfg.data
     builder = BatchBuilder(fields=fields, particle_features=d.particle_features,
                            particle_preprocessor=pre.get("particle"), jet_preprocessor=pre.get("jet"),
-                           target_preprocessor=pre.get("target"), task=kind, max_particles=d.max_particles, image_size=d.image_size)
+                           target_preprocessor=pre.get("target"), task=kind if kind == "regress" else "classify", max_particles=d.max_particles, image_size=d.image_size)
     common = dict(batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed, bucketing=d.bucketing)
     if isinstance(splits.train, list):
         from hepnn.data.stream import StreamingJetLoader
@@ -193,7 +221,8 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
 
 
 def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run_dir: Path, *,
-               kind: str, fields: tuple[str, ...], resume: bool, progress: bool) -> None:
+               kind: str, fields: tuple[str, ...], resume: bool, progress: bool,
+               extra_callbacks: Sequence[Any] = ()) -> None:
     from hepnn.train.callbacks import Checkpointer, EarlyStopping, HistoryWriter
     from hepnn.train.checkpoint import load_state, save_weights
     from hepnn.train.distributed import init_from_env, is_main
@@ -228,6 +257,7 @@ def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run
         ckpt.metric, ckpt.mode = es.metric, es.mode
         ckpt.best = float("inf") if es.mode == "min" else float("-inf")
     callbacks.append(ckpt)  # last, so the saved state includes every other callback's update
+    callbacks.extend(extra_callbacks)  # stateless observers (tuning reporters) after the checkpoint
     engine = Engine(model, task, optimizer, schedule, device=device, amp=tc.amp, grad_clip=tc.grad_clip,
                     compile=tc.compile, callbacks=callbacks, progress=progress)
     if resume and ckpt.last_path.exists():

@@ -25,6 +25,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from hepnn.train.optim import WEIGHT_MODULES
+
 from hepnn.errors import ConfigError
 
 INIT_SCHEMES = ("default", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")
@@ -37,17 +39,6 @@ _INITIALIZERS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "he_normal": lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
 }
 
-_INITIALIZED_MODULES: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    nn.Bilinear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.MultiheadAttention,
-)
 
 _RELU_LIKE = {"relu", "relu6", "leaky_relu", "leakyrelu", "prelu", "rrelu", "elu", "celu", "gelu", "silu",
               "swish", "mish", "softplus", "hardswish"}
@@ -68,7 +59,7 @@ def init_weights(model: nn.Module, scheme: str) -> nn.Module:
     fill = _INITIALIZERS[scheme]
     with torch.no_grad():
         for module in model.modules():
-            if not isinstance(module, _INITIALIZED_MODULES):
+            if not isinstance(module, WEIGHT_MODULES):
                 continue
             # MultiheadAttention holds in_proj_weight (3E, E) or q/k/v_proj_weight; out_proj is a Linear.
             for pname, p in module.named_parameters(recurse=False):

@@ -38,8 +38,9 @@ from hepnn.errors import ConfigError
 
 OPTIMIZER_NAMES = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "amsgrad", "adamw")
 
-# Modules whose ``*weight`` matrices are maps x -> W x and therefore get weight decay.
-_DECAYED_MODULES: tuple[type[nn.Module], ...] = (
+# Modules whose ``*weight`` matrices are maps x -> W x: they get weight decay (here) and the
+# Glorot/He initialization (train/init.py).
+WEIGHT_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear,
     nn.Bilinear,
     nn.Conv1d,
@@ -54,7 +55,7 @@ _DECAYED_MODULES: tuple[type[nn.Module], ...] = (
 
 def is_decayed(module: nn.Module, param_name: str, param: torch.Tensor) -> bool:
     """The weight-decay rule above, for one parameter held directly by ``module``."""
-    return isinstance(module, _DECAYED_MODULES) and param_name.endswith("weight") and param.ndim >= 2
+    return isinstance(module, WEIGHT_MODULES) and param_name.endswith("weight") and param.ndim >= 2
 
 
 def split_decay_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
