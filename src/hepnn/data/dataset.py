@@ -162,15 +162,9 @@ def _real_particle_features(train: JaggedJets, data: DataConfig, seed: int) -> n
     """Features of the real particles of (up to ``_FIT_JETS``) training jets: (n_particles, C)."""
     from hepnn.data.loader import BatchBuilder
 
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(train))[:_FIT_JETS]
-    builder = BatchBuilder(fields=("x", "mask"), particle_features=data.particle_features,
-                           max_particles=data.max_particles)
-    parts = []
-    for start in range(0, len(idx), 4096):
-        batch = builder(train, np.sort(idx[start:start + 4096]))
-        parts.append(batch.x[batch.mask].numpy())
-    return np.concatenate(parts)
+    idx = np.sort(np.random.default_rng(seed).permutation(len(train))[:_FIT_JETS])
+    builder = BatchBuilder(fields=("x", "mask"), particle_features=data.particle_features)
+    return builder.feature_table(train.take(idx))[:-1]  # drop the padding row
 
 
 def save_preprocessors(pre: dict[str, Any], path: Path) -> None:

@@ -12,7 +12,7 @@ arXiv:1708.05604), applied to constituent counts.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import awkward as ak
 import numpy as np
@@ -70,6 +70,7 @@ class JaggedJets:
         self.offsets, self.n_particles = offsets, n_particles
         self._p4, self._charge, self._pid = p4, charge, pid  # (P + 1, 4), (P + 1,), (P + 1,)
         self.y, self.jet, self.weight = y, jet, weight
+        self.cache: dict[Any, np.ndarray] = {}  # per-particle tables derived once (see BatchBuilder)
 
     @classmethod
     def _assemble(cls, offsets: np.ndarray, p4: np.ndarray, charge: np.ndarray | None, pid: np.ndarray | None,
@@ -164,13 +165,13 @@ class JaggedJets:
         arrays = (self._p4, self._charge, self._pid, self.offsets, self.y, self.jet, self.weight)
         return sum(a.nbytes for a in arrays if a is not None)
 
-    def pad(self, indices: np.ndarray, max_particles: int | None = None) -> Padded:
-        """Gather jets ``indices`` and zero-pad them to the batch's own largest multiplicity.
+    def gather_index(self, indices: np.ndarray, max_particles: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Flat particle index and mask of jets ``indices`` padded to the batch's largest multiplicity.
 
-        N = min(max multiplicity in the batch, ``max_particles``) (at least 1). Constituents are
-        pT-ordered, so the cap keeps the hardest particles.
+        Padded slots point at the zero sentinel row ``n_particles``, so any per-particle table with
+        such a row (p4, charge, precomputed features) is padded by one ``take``.
 
-        Shapes: indices (B,) -> p4 (B, N, 4), mask (B, N), charge (B, N), pid (B, N).
+        Shapes: indices (B,) -> idx (B, N) int64, mask (B, N) bool.
         """
         jets = np.asarray(indices, dtype=np.int64)
         starts = self.offsets[jets]  # (B,)
@@ -180,7 +181,17 @@ class JaggedJets:
             n = min(n, max_particles)
         pos = np.arange(max(n, 1))  # (N,)
         mask = pos < counts[:, None]  # (B, N)
-        idx = np.where(mask, starts[:, None] + pos, self.n_particles)  # (B, N); padding -> zero sentinel
+        return np.where(mask, starts[:, None] + pos, self.n_particles), mask
+
+    def pad(self, indices: np.ndarray, max_particles: int | None = None) -> Padded:
+        """Gather jets ``indices`` and zero-pad them to the batch's own largest multiplicity.
+
+        N = min(max multiplicity in the batch, ``max_particles``) (at least 1). Constituents are
+        pT-ordered, so the cap keeps the hardest particles.
+
+        Shapes: indices (B,) -> p4 (B, N, 4), mask (B, N), charge (B, N), pid (B, N).
+        """
+        idx, mask = self.gather_index(indices, max_particles)
         return Padded(
             p4=self._p4.take(idx, axis=0),  # (B, N, 4)
             mask=mask,

@@ -45,6 +45,12 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         state = load_file(str(path))
     except SafetensorError as err:
         raise HepnnError(f"{path} is not a valid safetensors file ({err}); retrain or restore it") from None
+    own = unwrap(model).state_dict()
+    wrong = [f"{k} {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model"
+             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        raise HepnnError(f"{path} does not match the model in the run config: {'; '.join(wrong[:3])}"
+                         f"{' ...' if len(wrong) > 3 else ''}; was config.yaml edited after training?")
     missing, unexpected = unwrap(model).load_state_dict(state, strict=False)
     if missing or unexpected:
         raise HepnnError(

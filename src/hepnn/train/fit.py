@@ -91,9 +91,25 @@ def fit(cfg: RunConfig, out: str | Path | None = None, *, progress: bool = True,
     if (run_dir / "checkpoints" / "last.pt").exists() or (run_dir / "run.json").exists():
         raise HepnnError(f"{run_dir} already holds a run; resume it with `hepnn train --resume {run_dir}` "
                          "or choose another --out")
+    _check_before_work(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", dump_config(cfg))
     return _run(cfg, run_dir, resume=False, progress=progress, extra_callbacks=extra_callbacks)
+
+
+def _check_before_work(cfg: RunConfig) -> None:
+    """Fail before a run directory is made: missing data files, unknown feature names (even ones this
+    model does not read: a typo should not pass silently), an unknown model, bad model.params."""
+    from hepnn.data.features import PARTICLE_FEATURES, validate_names
+    from hepnn.data.io import expand_paths
+    from hepnn.data.jet_features import JET_FEATURES
+
+    for files in (cfg.data.train, cfg.data.val, cfg.data.test):
+        if files:
+            expand_paths(files)
+    validate_names(cfg.data.particle_features, PARTICLE_FEATURES, "particle feature (data.particle_features)")
+    validate_names(cfg.data.jet_features, JET_FEATURES, "jet feature (data.jet_features)")
+    build_model(cfg)
 
 
 def resume(run_dir: str | Path, *, progress: bool = True) -> Path:
