@@ -295,5 +295,99 @@ def demo(
         _fail(err)
 
 
+
+@app.command()
+def compress(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    prune_to: Annotated[Optional[float], typer.Option("--prune", help="Target sparsity, e.g. 0.9.")] = None,
+    structured: Annotated[bool, typer.Option(help="Prune whole output channels (L2 norm) instead of weights.")] = False,
+    steps: Annotated[int, typer.Option(help="Pruning steps to the target (cubic schedule).")] = 3,
+    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="Fine-tuning epochs per step (QAT: in all).")] = 1,
+    quantize: Annotated[Optional[str], typer.Option(help="ptq | qat: int8 Linear layers (torchao).")] = None,
+    static: Annotated[bool, typer.Option(help="ptq with static activation scales from calibration jets.")] = False,
+    calib_jets: Annotated[int, typer.Option("--calib-jets", help="Training jets for static calibration.")] = 2048,
+    out: Annotated[Optional[Path], typer.Option(help="New run directory (default RUN_DIR-pruneS / -int8).")] = None,
+) -> None:
+    """Prune (--prune) or quantize (--quantize) a run into a new run directory, and evaluate it."""
+    try:
+        if (prune_to is None) == (quantize is None):
+            raise HepnnError("give one of --prune SPARSITY or --quantize ptq|qat (quantize a pruned run to do both)")
+        if prune_to is not None:
+            from hepnn.compress.prune import format_report, prune_run
+
+            dest = out or run_dir.with_name(f"{run_dir.name}-prune{prune_to:g}")
+            result = prune_run(run_dir, dest, prune_to, structured=structured, steps=steps,
+                               finetune_epochs=finetune_epochs)
+            typer.echo(format_report(result))
+        else:
+            from hepnn.compress.quantize import quantize_run
+
+            dest = out or run_dir.with_name(f"{run_dir.name}-{quantize}{'-static' if static else ''}")
+            result = quantize_run(run_dir, dest, quantize, static=static, calib_jets=calib_jets,
+                                  finetune_epochs=finetune_epochs)
+        m = result["metrics"]
+        typer.echo(f"{dest}: auc {m.get('auc', float('nan')):.4f}, rej30 {m.get('rej30', float('nan')):.1f}, "
+                   f"non-zero {m.get('n_nonzero')}, {m.get('size_bytes')} bytes")
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def distill(
+    teacher: Annotated[Path, typer.Argument(help="The teacher's run directory.")],
+    overrides: Overrides = None,
+    student: Annotated[str, typer.Option(help="Registered student model (its default parameters).")] = "mlp",
+    config: Annotated[Optional[Path], typer.Option(help="Student config file (its model/preprocess/train).")] = None,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature T.")] = 4.0,
+    alpha: Annotated[float, typer.Option(help="Weight of the teacher (soft) term.")] = 0.7,
+    out: Annotated[Optional[Path], typer.Option(help="Student run directory.")] = None,
+) -> None:
+    """Knowledge distillation: train a small student on a teacher run's softened scores and the labels."""
+    try:
+        from hepnn.compress.distill import distill as run_distill
+
+        typer.echo(str(run_distill(teacher, student, out, config=config, temperature=temperature, alpha=alpha,
+                                   overrides=overrides or [])))
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    onnx: Annotated[bool, typer.Option("--onnx/--no-onnx", help="ONNX (the only format so far).")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="Directory for model.onnx (default: the run directory).")] = None,
+) -> None:
+    """ONNX export (dynamic batch and particle axes) checked against PyTorch in ONNX Runtime."""
+    try:
+        from hepnn.compress.export import export_run
+
+        if not onnx:
+            raise HepnnError("ONNX is the only export format; pass --onnx")
+        info = export_run(run_dir, out)
+        typer.echo(f"{(out or run_dir) / 'model.onnx'}: max |onnx - torch| = {info['parity_max_abs_diff']:.3g} "
+                   f"on {info['parity_jets']} test jets")
+    except HepnnError as err:
+        _fail(err)
+
+
+@app.command()
+def latency(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    backends: Annotated[str, typer.Option(help="Comma-separated: eager, compile, int8, onnx.")] = "eager,compile,int8,onnx",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Jets per call for the throughput.")] = 1024,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    repeats: Annotated[int, typer.Option(help="Timed calls per number (the median is reported).")] = 20,
+) -> None:
+    """Inference latency per jet (batch 1) and throughput (large batch) per runtime: a table."""
+    try:
+        from hepnn.compress.latency import format_rows, measure_run
+
+        rows = measure_run(run_dir, backends=[b.strip() for b in backends.split(",") if b.strip()],
+                           batch_size=batch_size, device=device, repeats=repeats)
+        typer.echo(format_rows(rows))
+    except HepnnError as err:
+        _fail(err)
+
 if __name__ == "__main__":  # pragma: no cover
     run()

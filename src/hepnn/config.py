@@ -202,6 +202,14 @@ class TuneConfig(_Section):
     seed: int = 0
 
 
+class DistillConfig(_Section):
+    """Knowledge distillation (arXiv:1503.02531): loss = alpha T^2 KL(teacher || student at T) + (1 - alpha) CE."""
+
+    teacher: str  # the teacher's run directory (its model scores every training batch, frozen)
+    temperature: float = Field(4.0, gt=0)  # T: softens both distributions; T^2 keeps the gradient scale
+    alpha: float = Field(0.7, ge=0, le=1)  # weight of the soft (teacher) term
+
+
 class RunConfig(_Section):
     """A whole run: data, model, training and evaluation."""
 
@@ -212,6 +220,7 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     tune: TuneConfig | None = None  # only `hepnn tune` reads it
+    distill: DistillConfig | None = None  # train against a teacher run's scores (hepnn distill)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def trained_run(tmp_path_factory) -> Path:
     from hepnn.config import load_config
     from hepnn.train.fit import fit
 
-    return fit(load_config(PFN, TINY_PFN), tmp_path_factory.mktemp("runs") / "pfn", progress=False)
+    return fit(load_config(PFN, [*TINY_PFN, "evaluate.plots=false"]), tmp_path_factory.mktemp("runs") / "pfn", progress=False)
 
 
 @pytest.fixture()

@@ -119,7 +119,7 @@ def test_bad_data_files_name_file_column_and_row(capsys, tmp_path, case):
     if case == "empty_jet":  # the other momentum columns must be emptied too, else the layout is inconsistent
         for c in ("part_px", "part_py", "part_pz", "part_charge", "part_pid"):
             jets[c] = jets[c][ak.local_index(jets[c]) < np.where(np.arange(len(jets)) == 9, 0, 999)]
-    write_parquet(jets, path)
+    ak.to_parquet(jets, path)  # as given: write_parquet would cast a float label to int64
     assert_one_line_error(*hepnn(capsys, "inspect", str(path)), str(path), *fragments)
 
 
@@ -135,7 +135,8 @@ def test_truncated_and_mixed_layout_files(capsys, tmp_path):
     write_parquet(_jets(), good)
     jets = _jets()
     write_parquet(ak.zip({k: jets[k] for k in jets.fields if k != "part_pid"}, depth_limit=1), other)
-    assert_one_line_error(*hepnn(capsys, "inspect", str(good), str(other)), "mixed layouts", "part_pid")
+    code, out = hepnn(capsys, "-q", "train", str(PFN), f"data.train=[{good}, {other}]", "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, out, "mixed layouts", "part_pid", str(other))
     cut = tmp_path / "cut.parquet"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     assert_one_line_error(*hepnn(capsys, "inspect", str(cut)), str(cut), "truncated or corrupt")
@@ -224,12 +225,12 @@ def test_output_path_that_cannot_be_written(capsys, tmp_path, trained_run, args)
 
 
 def test_unexpected_exceptions_become_one_line_and_debug_shows_them(capsys, monkeypatch):
-    import hepnn.registry
+    from hepnn import registry
 
     def broken():
         raise ValueError("something deep in numpy\nwent wrong")
 
-    monkeypatch.setattr(hepnn.registry, "describe_models", broken)
+    monkeypatch.setattr(registry, "describe_models", broken)
     code, out = hepnn(capsys, "models")
     assert_one_line_error(code, out, "unexpected ValueError: something deep in numpy went wrong", "--debug")
     with pytest.raises(ValueError, match="something deep"):
@@ -239,12 +240,12 @@ def test_unexpected_exceptions_become_one_line_and_debug_shows_them(capsys, monk
 
 
 def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
-    import hepnn.registry
+    from hepnn import registry
 
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(hepnn.registry, "describe_models", interrupted)
+    monkeypatch.setattr(registry, "describe_models", interrupted)
     code, out = hepnn(capsys, "models")
     assert code == 130 and "interrupted" in out and "--resume" in out and "Traceback" not in out
 

@@ -114,6 +114,7 @@ class FakeTrial:
     def __init__(self, prune_at: int):
         self.reported: list[tuple[float, int]] = []
         self.prune_at = prune_at
+        self.number = 7
 
     def report(self, value, step):
         self.reported.append((value, step))

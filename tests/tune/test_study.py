@@ -49,6 +49,22 @@ def test_grid_visits_exactly_the_grid(tmp_path):
     assert len(stored_trials(tmp_path)) == 6
 
 
+def test_interrupted_grid_resumes_to_the_full_grid(tmp_path, monkeypatch):
+    space = {"train.optimizer.lr": {"type": "categorical", "choices": [1e-3, 3e-3]},
+             "train.epochs": {"type": "int", "low": 1, "high": 2}}
+    cfg = config(space=space, sampler="grid")
+    monkeypatch.setenv("HEPNN_FAKE_INTERRUPT", "2")
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, tmp_path, train_fn=fake_fit, plots=False)
+    monkeypatch.delenv("HEPNN_FAKE_INTERRUPT")
+    result = run_study(cfg, tmp_path, train_fn=fake_fit, plots=False)
+    trials = stored_trials(tmp_path)
+    complete = sorted((t.params["train.optimizer.lr"], t.params["train.epochs"]) for t in trials
+                      if t.state.name == "COMPLETE")
+    assert complete == sorted(itertools.product([1e-3, 3e-3], [1, 2]))
+    assert result.states == {"COMPLETE": 4, "FAIL": 1} and trials[2].state.name == "FAIL"
+
+
 def test_resumed_study_continues_its_trial_count(tmp_path):
     first = run_study(config(n_trials=3, sampler="random"), tmp_path, train_fn=fake_fit, plots=False)
     values = [t.value for t in stored_trials(tmp_path)]
@@ -84,6 +100,7 @@ def test_best_trial_lands_near_the_known_optimum(tmp_path):
     assert result.best_value > 0.88  # the optimum is 0.9; random points average ~0.8
 
 
+@pytest.mark.slow
 def test_results_table_and_best_yaml(tmp_path):
     result = run_study(config(n_trials=4, sampler="gp"), tmp_path, train_fn=fake_fit)
     with open(tmp_path / "trials.csv") as f:
@@ -124,6 +141,7 @@ def test_failed_trials_count_and_end_the_study(tmp_path):
     assert not (tmp_path / "best.yaml").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_trial_left_running_by_a_dead_process_is_retried(tmp_path):
     cfg = config(n_trials=2, sampler="random")
     plan = StudyPlan(base=base_raw(cfg), study_dir=str(tmp_path), storage=f"sqlite:///{tmp_path / 'study.db'}",

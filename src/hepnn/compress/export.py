@@ -98,9 +98,10 @@ def export_onnx(model: nn.Module, inputs: Sequence[str], example: Batch, path: s
     args = batch_tensors(example, inputs)
     if args[0].shape[0] < 2 or ("mask" in inputs and example.mask.shape[1] < 2):
         raise HepnnError("the example batch needs at least 2 jets and 2 particles to keep the axes dynamic")
-    dims = {"batch": Dim("batch"), "particles": Dim("particles")}
-    # forward(*tensors): one entry for the varargs, holding one {axis: Dim} per tensor
-    dynamic = tuple({axis: dims[name] for axis, name in AXES[field].items()} for field in inputs)
+    # Dim.AUTO: dynamic where the model allows it; a kNN with k = min(k, N) gets a range (N >= k)
+    # instead of an error. The parity check on batches of other sizes finds a specialized axis.
+    # forward(*tensors): one entry for the varargs, holding one {axis: Dim} per tensor.
+    dynamic = tuple({axis: Dim.AUTO for axis in AXES[field]} for field in inputs)
     kwargs = {"opset_version": opset} if opset is not None else {}
     try:
         program = torch.onnx.export(wrapper, args, input_names=list(inputs), dynamic_shapes=(dynamic,),

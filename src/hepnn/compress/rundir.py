@@ -124,3 +124,26 @@ def compression_table(run_dirs: list[str | Path], columns: tuple[str, ...] = COL
         run["name"] = run["group"] = Path(d).name  # one row per directory, named by it
         runs.append(run)
     return to_markdown(compare_runs(runs), columns)
+
+
+def finetune(cfg: RunConfig, model: nn.Module, splits: Any, pre: dict[str, Any], run_dir: Path, *, kind: str,
+             epochs: int, lr_scale: float = 0.1, progress: bool = False) -> nn.Module:
+    """Train ``model`` further through the normal engine (``hepnn.train.fit``), from its current weights.
+
+    The learning rate is the run's times ``lr_scale`` without warm-up and early stopping, and the
+    initialization is left alone (``train.init=default``): pruning masks, fake quantizers and the
+    trained weights all stay in place. History and checkpoints go to ``run_dir``.
+    """
+    from hepnn.registry import get_model_spec
+    from hepnn.train.fit import _fit_torch
+
+    tc = cfg.train
+    ft = cfg.model_copy(update={"train": tc.model_copy(update={
+        "epochs": epochs, "init": "default", "early_stopping": None,
+        "optimizer": tc.optimizer.model_copy(update={"lr": tc.optimizer.lr * lr_scale}),
+        "schedule": tc.schedule.model_copy(update={"warmup_steps": 0}),
+    })})
+    fields = (*get_model_spec(cfg.model.name).inputs, "y", "weight")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _fit_torch(ft, model, splits, pre, run_dir, kind=kind, fields=fields, resume=False, progress=progress)
+    return model.cpu().eval()

@@ -131,10 +131,11 @@ class _JetStream(IterableDataset):
                 keep = self.shuffle_buffer if self.shuffle else 0
                 n_out = (len(buffer) - keep) // self.batch_size * self.batch_size  # whole batches only
                 if n_out > 0:
-                    # Batches are cut from the merged buffer in place; only the kept jets are copied.
+                    # The jets handed out go to their own JaggedJets, so per-particle feature tables
+                    # (BatchBuilder.feature_table) are computed for them alone, once.
                     order = rng.permutation(len(buffer)) if self.shuffle else np.arange(len(buffer))
-                    merged, buffer = buffer, buffer.take(order[n_out:])
-                    yield merged, self._batches(merged.counts, order[:n_out], rng)
+                    used, buffer = buffer.take(order[:n_out]), buffer.take(order[n_out:])
+                    yield used, self._batches(used.counts, np.arange(n_out), rng)
             if buffer is not None and len(buffer):
                 yield buffer, self._batches(buffer.counts, np.arange(len(buffer)), rng)
         finally:

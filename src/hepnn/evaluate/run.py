@@ -43,6 +43,10 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, Any, dict[str, Any], str]:
     else:
         load_weights(model, run_dir / "model.safetensors")
         model.eval()
+        if (run_dir / "quantization.json").is_file():  # a quantized run: float weights + recipe
+            from hepnn.compress.quantize import apply_recipe, load_recipe
+
+            apply_recipe(model, load_recipe(run_dir / "quantization.json"))
     return cfg, model, load_preprocessors(run_dir / "preprocess.json"), task_kind(cfg)
 
 

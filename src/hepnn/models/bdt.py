@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hepnn.errors import missing_extra
+from hepnn.errors import HepnnError, missing_extra
 from hepnn.io_utils import atomic_path
 from hepnn.registry import register_model
 
@@ -74,7 +74,13 @@ class BDT:
             tmp.with_suffix(".json").replace(tmp)
 
     def load(self, path: str | Path) -> "BDT":
-        self.model.load_model(str(path))
+        from xgboost.core import XGBoostError
+
+        try:
+            self.model.load_model(str(path))
+        except XGBoostError as err:  # damaged or foreign file: xgboost's message is a page of C++ context
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise HepnnError(f"{path} is not a valid xgboost model ({first[:200]}); retrain or restore it") from err
         return self
 
 

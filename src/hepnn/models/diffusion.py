@@ -71,6 +71,7 @@ class DDPM(nn.Module):
                  act: str = "silu") -> None:
         super().__init__()
         self.dim, self.timesteps = dim, timesteps
+        self.clip = 6.0  # |x0| bound used by DDIM sampling (data are standardized or scaled to O(1))
         self.sample_steps = sample_steps or timesteps
         self.denoiser = Denoiser(dim, hidden, act=act)
         betas = torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
@@ -110,7 +111,9 @@ class DDPM(nn.Module):
             ab = self.abar[t].to(x.dtype)
             ab_prev = self.abar[ts[i + 1]].to(x.dtype) if i + 1 < len(ts) else torch.ones((), dtype=x.dtype)
             eps = self.denoiser(x, t.expand(n))
-            x0 = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+            # x0 estimate clipped to the O(1) range of the scaled data: at large t, 1/sqrt(ab) amplifies
+            # the denoiser's error (the same stabilization as clipping images to [-1, 1] in arXiv:2006.11239)
+            x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-self.clip, self.clip)
             x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
         return x
 

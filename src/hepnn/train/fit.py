@@ -128,6 +128,10 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool, extra_c
     spec = get_model_spec(cfg.model.name)
     kind = task_kind(cfg)
     fields = (*spec.inputs, "y", "weight")
+    if cfg.distill is not None:  # the teacher reads its inputs (rebuilt from p4 and mask) from the same batches
+        from hepnn.compress.distill import teacher_fields
+
+        fields = teacher_fields(cfg, fields)
     mode = "memory" if spec.family == "bdt" else loader_mode(cfg.data, needs_jet="jet" in fields)
     splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed, mode=mode)
     if cfg.data.train_labels is not None:
@@ -142,6 +146,10 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool, extra_c
         _fit_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume, progress=progress,
                    extra_callbacks=extra_callbacks)
     elapsed = time.perf_counter() - t0
+    from hepnn.train.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 alone writes the results
+        return run_dir
     info = {"model": cfg.model.name, "name": cfg.name, "seed": cfg.train.seed, "task": kind,
             "n_params": count_parameters(model), "train_time_s": elapsed,
             "n_train": len(splits.train) if mode == "memory" else None, "n_val": len(splits.val), "n_test": len(splits.test)}
@@ -196,6 +204,10 @@ def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndar
         elif isinstance(tc.class_weights, list):
             weights = torch.tensor(tc.class_weights, dtype=torch.float32)
         loss = build_loss(name, num_classes=num_classes, class_weights=weights)
+        if cfg.distill is not None:  # knowledge distillation from a teacher run
+            from hepnn.compress.distill import DistillTask
+
+            return DistillTask(loss, name, num_classes, reg, cfg=cfg)
         return ClassifyTask(loss, name, num_classes, reg)
     name = "mse" if tc.loss == "auto" else tc.loss
     return RegressTask(build_loss(name, num_classes=1), reg)

@@ -90,6 +90,7 @@ class TrialReporter:
 
     def on_train_end(self, engine: Any) -> None:
         if self.pruned_at is not None:
+            log.info("trial %d pruned after epoch %d", self.trial.number, self.pruned_at)
             raise _optuna().TrialPruned(f"pruned after epoch {self.pruned_at}")
 
 
@@ -216,25 +217,33 @@ class _StopAtBudget:
             study.stop()
 
 
-def release_dead_trials(study: Any, storage: Any) -> int:
-    """Fail (and queue once again) RUNNING trials whose process on this host no longer exists.
+def requeue_interrupted(study: Any, storage: Any) -> int:
+    """Queue once more the trials an interruption cut short; returns how many.
 
-    This makes a rerun after Ctrl-C or a crash retry the interrupted trials at once; trials of
-    other hosts are left to the RDB heartbeat (after ``GRACE_S``).
+    A RUNNING trial whose process on this host no longer exists (killed) is failed first. Every
+    failed trial without an error of its own (Ctrl-C, kill) that has not been retried yet is queued
+    again with the same parameters, so a rerun completes the grid and the budget. Trials of other
+    hosts are left to the RDB heartbeat (failed and retried after ``GRACE_S``).
     """
     optuna = _optuna()
-    host, n = socket.gethostname(), 0
+    states = optuna.trial.TrialState
+    host = socket.gethostname()
     study_id = storage.get_study_id_from_name(study.study_name)
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
         pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") != host or pid is None or _alive(int(pid)):
-            continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        if t.state == states.RUNNING and t.user_attrs.get("host") == host and pid is not None and not _alive(int(pid)):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            storage.set_trial_state_values(trial_id, states.FAIL)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", ())}
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(states.FAIL,)):
+        if "error" in t.user_attrs or t.number in retried or t.system_attrs.get("retry_history"):
+            continue  # a real failure, already queued again, or itself a retry (retried once at most)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, t)
-        log.warning("trial %d was left running by process %s, which is gone: failed and queued again", t.number, pid)
+        log.warning("trial %d was interrupted: queued again with the same parameters", t.number)
         n += 1
     return n
 
@@ -333,7 +342,7 @@ def run_study(cfg: RunConfig, study_dir: str | Path, *, workers: int = 1, storag
     store = make_storage(url)
     study = open_study(plan, storage=store)
     _check_same_space(study, plan)
-    release_dead_trials(study, store)
+    requeue_interrupted(study, store)
     done = counted(study)
     remaining = plan.n_trials - done
     log.info("study %s: %d of %d trials done, %d to run with %d worker(s); storage %s",

@@ -1,0 +1,17 @@
+import json
+
+import hepnn
+from hepnn.data.io import write_parquet
+from tests.conftest import random_jets
+
+
+def test_public_api_runs_a_whole_tagger(tmp_path):
+    write_parquet(random_jets(200, seed=7), tmp_path / "jets.parquet")
+    cfg = hepnn.load_config("configs/top_tagging/logistic.yaml",
+                            [f"data.train={tmp_path / 'jets.parquet'}", "train.epochs=1", "data.jet_features=[mass, pt]"])
+    run_dir = hepnn.fit(cfg, tmp_path / "run", progress=False)
+    metrics = hepnn.evaluate_run(run_dir)
+    assert metrics == json.loads((run_dir / "metrics.json").read_text())
+    out = hepnn.predict_run(run_dir, [str(tmp_path / "jets.parquet")], tmp_path / "scores.parquet")
+    assert out.is_file()
+    assert "pfn" in hepnn.list_models() and isinstance(hepnn.create_model("mlp"), object)
