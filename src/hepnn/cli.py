@@ -148,8 +148,9 @@ def models() -> None:
         from hepnn.registry import describe_models
 
         for row in describe_models():
+            n = "n/a" if row["n_params"] is None else f"{row['n_params']:,}"
             typer.echo(f"{row['name']:<20} {row['family']:<12} inputs={','.join(row['inputs']):<14} "
-                       f"params={row['n_params']:>9,}  {row['doc']}")
+                       f"params={n:>9}  {row['doc']}")
     except HepnnError as err:
         _fail(err)
 

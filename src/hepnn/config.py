@@ -311,7 +311,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"config file {path} does not exist")
         try:
             loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, UnicodeDecodeError) as err:  # a binary file is not YAML either
             raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
         if loaded is None:
             loaded = {}

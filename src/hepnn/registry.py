@@ -98,11 +98,14 @@ def count_parameters(model: Any) -> int:
 
 def describe_models() -> list[dict[str, Any]]:
     """One row per registered model: name, family, inputs, parameter count at defaults, doc line."""
+    from hepnn.errors import HepnnError
+
     rows = []
     for name in list_models():
         spec = _MODELS[name]
-        rows.append(
-            dict(name=name, family=spec.family, inputs=spec.inputs,
-                 n_params=count_parameters(spec.factory()), doc=spec.doc)
-        )
+        try:
+            n_params: int | None = count_parameters(spec.factory())
+        except HepnnError:  # an optional dependency (e.g. zuko for flows) is not installed
+            n_params = None
+        rows.append(dict(name=name, family=spec.family, inputs=spec.inputs, n_params=n_params, doc=spec.doc))
     return rows

@@ -248,13 +248,3 @@ def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
     monkeypatch.setattr(registry, "describe_models", interrupted)
     code, out = hepnn(capsys, "models")
     assert code == 130 and "interrupted" in out and "--resume" in out and "Traceback" not in out
-
-
-# ---------------------------------------------------------------------------------- numerics
-@pytest.mark.slow
-def test_divergence_is_caught_at_the_step_with_batch_statistics(capsys, tmp_path):
-    code, out = hepnn(capsys, "-q", "train", str(ROOT / "configs/top_tagging/mlp.yaml"), "data.max_jets=1000",
-                      "train.optimizer.name=sgd", "train.optimizer.lr=1e6", "train.epochs=3",
-                      "train.schedule.warmup_steps=0", "--out", str(tmp_path / "r"))
-    assert_one_line_error(code, out, "non-finite", "at epoch 0, step", "max |value|", "train.optimizer.lr")
-    assert not (tmp_path / "r" / "model.safetensors").exists()

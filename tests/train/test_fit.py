@@ -29,7 +29,7 @@ CLASSIFIERS = {
     "mlp": (["train.epochs=10"], 0.96),  # 0.979
     "bdt": ([], 0.97),  # 0.986
     "pfn": (SMALL_DEEPSETS, 0.90),  # 0.923, 0.920 (seed 1); 0.955 with the full config
-    "efn": (SMALL_DEEPSETS, 0.89),  # 0.913, 0.924 (seed 1)
+    "efn": (SMALL_DEEPSETS, 0.90),  # 0.913, 0.924 (seed 1); CPU training is deterministic at a fixed seed
 }
 
 

@@ -102,7 +102,8 @@ def test_direction_and_report_metric_defaults():
 
 
 def test_epoch_value_follows_the_weights_the_run_keeps():
-    history = [{"val_loss": 0.5, "val_auc": 0.80}, {"val_loss": 0.4, "val_auc": 0.85}, {"val_loss": 0.45, "val_auc": 0.9}]
+    history = [{"val_loss": 0.5, "val_auc": 0.80}, {"val_loss": 0.4, "val_auc": 0.85},
+               {"val_loss": 0.45, "val_auc": 0.9}]
     plain = validate_config(raw_config())
     assert epoch_value(history, "val_auc", plain) == 0.9  # last epoch
     raw = raw_config()

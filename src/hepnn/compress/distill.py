@@ -156,6 +156,10 @@ def _check_compatible(cfg: RunConfig, tcfg: RunConfig, inputs: tuple[str, ...]) 
 def teacher_batch(batch: Batch, tcfg: RunConfig, pre: dict[str, Any], inputs: tuple[str, ...]) -> Batch:
     """The teacher's inputs from a student batch: x and image rebuilt from p4 and mask.
 
+    The jet axis of the relative features (deta, dphi, ...) is the sum of the batch's particles:
+    exact when no jet has more constituents than the student's ``data.max_particles`` (the loader
+    uses the full jet), a small shift for the softest particles of larger jets otherwise.
+
     Shapes: batch.p4 (B, N, 4), batch.mask (B, N) -> x (B, N', C_teacher), N' = min(N, teacher max_particles).
     """
     n = batch.p4.shape[1] if tcfg.data.max_particles is None else min(batch.p4.shape[1], tcfg.data.max_particles)

@@ -17,6 +17,7 @@ Written files::
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -39,8 +40,7 @@ AXES: dict[str, dict[int, str]] = {
     "jet": {0: "batch"},
     "image": {0: "batch"},
 }
-RUN_FILES = ("config.yaml", "preprocess.json", "model.safetensors", "run.json", "metrics.json",
-             "test_scores.parquet")
+RUN_FILES = ("model.safetensors", "run.json", "metrics.json", "test_scores.parquet")  # copied with --out
 
 
 class ExportWrapper(nn.Module):
@@ -64,6 +64,10 @@ class ExportWrapper(nn.Module):
 
 
 def _require_onnx() -> Any:
+    import logging
+
+    # the exporter warns about every torchvision op it cannot register; irrelevant here
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
         import onnxruntime
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
@@ -104,15 +108,35 @@ def export_onnx(model: nn.Module, inputs: Sequence[str], example: Batch, path: s
     dynamic = tuple({axis: Dim.AUTO for axis in AXES[field]} for field in inputs)
     kwargs = {"opset_version": opset} if opset is not None else {}
     try:
-        program = torch.onnx.export(wrapper, args, input_names=list(inputs), dynamic_shapes=(dynamic,),
-                                    dynamo=True, verbose=False, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch-internal pytree deprecations
+            program = torch.onnx.export(wrapper, args, input_names=list(inputs), dynamic_shapes=(dynamic,),
+                                        dynamo=True, verbose=False, custom_translation_table=_translations(),
+                                        **kwargs)
     except Exception as err:  # the exporter raises many types; name the model and the cause
-        raise HepnnError(f"ONNX export of {type(model).__name__} failed: {type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}") from err
+        raise HepnnError(f"ONNX export of {type(model).__name__} failed: {root_cause(err)}") from err
     path = Path(path)
     with atomic_path(path) as tmp:
         program.save(str(tmp))
     return path
+
+
+def _translations() -> dict[Any, Any]:
+    """ONNX translations torch 2.13 lacks: hypot (pT = hypot(px, py) in many models) as sqrt(x^2 + y^2)."""
+    from onnxscript import opset18 as op
+
+    def hypot(x, y):
+        return op.Sqrt(op.Add(op.Mul(x, x), op.Mul(y, y)))
+
+    return {torch.ops.prims.hypot.default: hypot, torch.ops.aten.hypot.default: hypot}
+
+
+def root_cause(err: BaseException) -> str:
+    """The innermost exception of a chain, as "Type: first line" (the exporter wraps the real cause)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    lines = [ln for ln in str(err).splitlines() if ln.strip()]
+    return f"{type(err).__name__}: {lines[0][:200] if lines else ''}"
 
 
 def onnx_session(path: str | Path, device: str = "cpu") -> Any:
@@ -143,7 +167,10 @@ def parity(session: Any, model: nn.Module, inputs: Sequence[str], batches: Itera
     for batch in batches:
         tensors = batch_tensors(batch, inputs)
         ref = _flat(model(batch))
-        got = session.run(None, {name: t.numpy() for name, t in zip(inputs, tensors)})
+        try:
+            got = session.run(None, {name: t.numpy() for name, t in zip(inputs, tensors)})
+        except Exception as err:  # e.g. an axis the exporter specialized to the example's size
+            raise HepnnError(f"ONNX Runtime rejects a batch of shape {tuple(tensors[0].shape)}: {root_cause(err)}") from err
         if len(got) != len(ref):
             raise HepnnError(f"ONNX graph gives {len(got)} outputs, PyTorch {len(ref)}")
         for r, g in zip(ref, got):
@@ -179,8 +206,10 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, n_check: i
     if spec.family == "bdt" or not isinstance(model, nn.Module):
         raise HepnnError(f"{cfg.model.name} is not a torch model; export its xgboost model.json instead")
     out = run_dir if out is None else Path(out)
-    if out != run_dir:
-        out.mkdir(parents=True, exist_ok=True)
+    if out != run_dir:  # a run directory of its own, named after it (compare keeps it apart)
+        from hepnn.compress.rundir import start_run
+
+        start_run(out, cfg, parent=run_dir)
         for name in RUN_FILES:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, out / name)

@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 from torch.nn.utils import prune
 
@@ -127,7 +126,6 @@ def prune_model(model: nn.Module, sparsity: float, *, structured: bool = False, 
     return sparsity_report(model)
 
 
-@torch.no_grad()
 def _check_torch(model: Any) -> None:
     if not isinstance(model, nn.Module):
         raise HepnnError("only torch models can be pruned (a BDT has no weights to prune)")
@@ -148,7 +146,7 @@ def prune_run(run_dir: str | Path, out: str | Path, sparsity: float, *, structur
     cfg, model, _, _ = load_run(run_dir)
     _check_torch(model)
     cfg, pre, splits, kind, _ = load_run_data(run_dir)
-    start_run(out, cfg, parent=run_dir)
+    cfg = start_run(out, cfg, parent=run_dir)
 
     def between(m: nn.Module, k: int) -> None:
         if finetune_epochs > 0:

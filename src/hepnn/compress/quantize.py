@@ -38,6 +38,7 @@ RECIPE_FILE = "quantization.json"
 def _torchao() -> Any:
     # torchao logs a failed load for every CUDA-only kernel library on a CPU machine; not our news.
     logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's enum registrations
     try:
         import torchao.quantization as q
     except ImportError:
@@ -170,7 +171,7 @@ def quantize_run(run_dir: str | Path, out: str | Path, mode: str = "ptq", *, sta
     if (run_dir / RECIPE_FILE).is_file():
         raise HepnnError(f"{run_dir} is already quantized; quantize its parent run")
     cfg, pre, splits, kind, inputs = load_run_data(run_dir)
-    start_run(out, cfg, parent=run_dir)
+    cfg = start_run(out, cfg, parent=run_dir)
     float_stats = model_stats(model)
     calibration = None
     if mode == "qat":

@@ -73,16 +73,19 @@ def load_run_data(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any], Any, 
     return cfg, load_preprocessors(run_dir / "preprocess.json"), splits, kind, tuple(inputs)
 
 
-def start_run(out: str | Path, cfg: RunConfig, parent: str | Path | None = None) -> Path:
-    """A new run directory with the config (and the parent's fitted preprocessing) written."""
+def start_run(out: str | Path, cfg: RunConfig, parent: str | Path | None = None) -> RunConfig:
+    """A new run directory with the config (named after ``out``) and the parent's preprocessing;
+    returns the config as written."""
     out = Path(out)
+    if parent is not None:  # its own name: `hepnn compare` groups runs with equal configs as seed repeats
+        cfg = cfg.model_copy(update={"name": f"{cfg.name}-{out.name}"})
     if (out / "run.json").exists():
         raise HepnnError(f"{out} already holds a run; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "config.yaml", dump_config(cfg))
     if parent is not None and (Path(parent) / "preprocess.json").is_file():
         shutil.copy2(Path(parent) / "preprocess.json", out / "preprocess.json")
-    return out
+    return cfg
 
 
 def finish_run(out: Path, cfg: RunConfig, model: nn.Module, pre: dict[str, Any], splits: Any, kind: str,

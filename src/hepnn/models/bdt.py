@@ -74,11 +74,9 @@ class BDT:
             tmp.with_suffix(".json").replace(tmp)
 
     def load(self, path: str | Path) -> "BDT":
-        from xgboost.core import XGBoostError
-
         try:
             self.model.load_model(str(path))
-        except XGBoostError as err:  # damaged or foreign file: xgboost's message is a page of C++ context
+        except ValueError as err:  # XGBoostError, or UnicodeDecodeError on random bytes
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise HepnnError(f"{path} is not a valid xgboost model ({first[:200]}); retrain or restore it") from err
         return self

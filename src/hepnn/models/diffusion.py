@@ -71,7 +71,7 @@ class DDPM(nn.Module):
                  act: str = "silu") -> None:
         super().__init__()
         self.dim, self.timesteps = dim, timesteps
-        self.clip = 6.0  # |x0| bound used by DDIM sampling (data are standardized or scaled to O(1))
+        self.clip = 4.0  # |x0| bound in sampling (data are standardized or scaled to O(1))
         self.sample_steps = sample_steps or timesteps
         self.denoiser = Denoiser(dim, hidden, act=act)
         betas = torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
@@ -125,7 +125,7 @@ class DDPM(nn.Module):
             x = (x - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt()
             if t > 0:
                 x = x + beta.sqrt() * torch.randn_like(x)
-        return x
+        return x.clamp(-self.clip, self.clip)
 
     def sample(self, n: int, steps: int | None = None) -> torch.Tensor:
         """``n`` jets: (n, F) preprocessed jet-level features."""
@@ -150,6 +150,7 @@ class ParticleDDPM(DDPM):
         super().__init__(dim=4 * k, hidden=hidden, timesteps=timesteps, beta_start=beta_start,
                          beta_end=beta_end, sample_steps=sample_steps, act=act)
         self.k = k
+        self.clip = 3.0  # every slot feature lies within about ±2.5
 
     def data(self, batch: Batch) -> torch.Tensor:
         p4, mask = batch.p4, batch.mask

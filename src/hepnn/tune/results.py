@@ -121,14 +121,21 @@ def write_plots(study: Any, plots_dir: Path, tune: TuneConfig) -> list[Path]:
 
 
 def _history_plot(Figure: Any, trials: list[Any], path: Path, tune: TuneConfig) -> Path:
+    """Complete trials (dots), pruned ones at their last reported value (crosses), best so far."""
     better = max if direction_of(tune) == "maximize" else min
-    numbers = [t.number for t in trials]
-    values = [t.value for t in trials]
-    best = [better(values[: i + 1]) for i in range(len(values))]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    ax.plot(numbers, values, "o", color="tab:blue", label="trial")
-    ax.step(numbers, best, where="post", color="tab:red", label=f"best so far ({direction_of(tune)})")
+    ax.plot([t.number for t in complete], [t.value for t in complete], "o", color="tab:blue", label="complete")
+    if pruned:
+        ax.plot([t.number for t in pruned], [t.value for t in pruned], "x", color="tab:gray",
+                label="pruned (last epoch)")
+    if complete:
+        best = [better(t.value for t in complete[: i + 1]) for i in range(len(complete))]
+        numbers = [t.number for t in complete] + [trials[-1].number]
+        ax.step(numbers, best + best[-1:], where="post", color="tab:red", label=f"best so far ({direction_of(tune)})")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("trial")
     ax.set_ylabel(tune.metric)
     ax.legend(frameon=False)

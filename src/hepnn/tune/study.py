@@ -27,6 +27,7 @@ from typing import Any, Callable
 from hepnn.config import RunConfig, TuneConfig, dump_config
 from hepnn.errors import ConfigError, HepnnError, missing_extra
 from hepnn.log import get_logger
+from hepnn.tune.results import StudyResult, write_results
 from hepnn.tune.space import (base_raw, check_tune, direction_of, grid_values, label, n_trials_of,
                               report_metric_of, suggest, trial_config)
 
@@ -78,7 +79,8 @@ class TrialReporter:
         if self.metric is None:
             return
         if self.metric not in logs:
-            raise ConfigError(f"tune: the run reports no per-epoch {self.metric!r}; available: {', '.join(sorted(logs))}")
+            raise ConfigError(f"tune: the run reports no per-epoch {self.metric!r}; "
+                              f"available: {', '.join(sorted(logs))}")
         value = float(logs[self.metric])
         if not math.isfinite(value):
             return
@@ -316,7 +318,7 @@ def _launch(plan: StudyPlan, shares: list[int], n_existing: int, train_fn: Train
 
 
 def run_study(cfg: RunConfig, study_dir: str | Path, *, workers: int = 1, storage: str | None = None,
-              train_fn: TrainFn | None = None, plots: bool = True) -> Any:
+              train_fn: TrainFn | None = None, plots: bool = True) -> StudyResult:
     """Run (or resume) the study described by ``cfg.tune``; write the results into ``study_dir``.
 
     Args:
@@ -327,7 +329,7 @@ def run_study(cfg: RunConfig, study_dir: str | Path, *, workers: int = 1, storag
         train_fn: what trains one trial (default ``hepnn.train.fit.fit``; importable for workers > 1).
         plots: draw the optimization history and parameter importances.
 
-    Returns the ``StudyResult`` of ``hepnn.tune.results.write_results``. The budget ``n_trials``
+    Returns the study's summary (also written to ``study_dir``). The budget ``n_trials``
     counts finished trials of the whole study, so rerunning the same command resumes it.
     """
     _optuna()
@@ -350,8 +352,6 @@ def run_study(cfg: RunConfig, study_dir: str | Path, *, workers: int = 1, storag
     if remaining > 0:
         shares = [remaining // workers + (k < remaining % workers) for k in range(workers)]
         _launch(plan, shares, len(study.get_trials(deepcopy=False)), train_fn)
-    from hepnn.tune.results import write_results
-
     return write_results(open_study(plan, storage=store), study_dir, tune, plots=plots)
 
 

@@ -1,0 +1,79 @@
+"""ONNX export: every registered torch model (small variants) matches PyTorch in ONNX Runtime on real jets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hepnn.compress.export import ExportWrapper, export_onnx, onnx_session, parity
+from hepnn.errors import HepnnError
+from hepnn.registry import get_model_spec, list_models
+
+# Small variants: export time grows with the number of graph nodes, not the width.
+SMALL = {
+    "ae_image": dict(channels=(4, 4), latent=4), "cnn": dict(channels=(4, 4), dense=(16,)),
+    "efn": dict(phi=(16, 16), f=(16,)), "gat": dict(hidden=(8,), heads=2, k=4, head=(16,)),
+    "gcn": dict(hidden=(16,), k=4, head=(16,)), "jedinet": dict(f_r=(8,), f_o=(8,), phi_c=(8,)),
+    "lola": dict(hidden=(16,)), "lorentznet": dict(width=8, num_blocks=1), "lorentznet_lite": dict(width=8, num_blocks=1),
+    "mlp": dict(hidden=(16,)), "part": dict(embed_dims=(16, 16), pair_embed_dims=(8,), num_heads=2, num_layers=1),
+    "part_lite": dict(embed_dims=(16, 16), pair_embed_dims=(8,), num_heads=2, num_layers=1),
+    "particlenet": dict(blocks=((8, 8),), k=4, fc=16), "particlenet_lite": dict(blocks=((8, 8),), k=4, fc=16),
+    "pelican": dict(embed_channels=4, msg_channels=8, eq_channels=4, num_layers=1, readout=8),
+    "pelican_lite": dict(num_layers=1), "pfn": dict(phi=(16, 16), f=(16,)), "pointnet": dict(shared=(16, 16), head=(16,)),
+    "transformer": dict(dim=16, num_heads=2, num_layers=1, expansion=2),
+}
+_PACKED = "pack_padded_sequence has data-dependent lengths; torch.export cannot trace it"
+_NOISE = "forward draws noise of a symbolic shape (SymIntArrayRef expected concrete integers)"
+_VIEW = ("attention calls .view on a transposed tensor; torch.export's decomposition cannot "
+         "(Cannot view a tensor with shape [B, N, H, D] ...): .reshape in the model would fix it")
+CANNOT = {
+    "rnn": _PACKED, "gru": _PACKED, "lstm": _PACKED,
+    "ddpm_jet": _NOISE, "ddpm_particles": _NOISE, "wgan_jet": _NOISE,
+    "part": _VIEW,
+    "part_lite": _VIEW,
+}
+SLOW_FAIL = {"part", "part_lite"}  # fail only after ~20 s of tracing: not run (the reason was measured)
+TORCH_MODELS = [n for n in list_models() if get_model_spec(n).family != "bdt"]
+
+
+def _model(name: str) -> torch.nn.Module:
+    spec = get_model_spec(name)
+    kw = {k: v for k, v in SMALL.get(name, {}).items() if k in spec.params()}
+    if "image_size" in spec.params():
+        kw["image_size"] = 16
+    torch.manual_seed(0)
+    return spec.factory(**kw).eval()
+
+
+def test_wrapper_builds_the_batch(real_batches):
+    model = _model("pfn")
+    batch = real_batches[0]
+    with torch.no_grad():
+        assert torch.equal(ExportWrapper(model, ("x", "mask"))(batch.x, batch.mask), model(batch))
+
+
+def test_wrapper_rejects_unknown_fields():
+    with pytest.raises(HepnnError, match="cannot export"):
+        ExportWrapper(torch.nn.Identity(), ("pairs",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(reason=CANNOT[n], raises=HepnnError, strict=True, run=n not in SLOW_FAIL))
+    if n in CANNOT else n for n in TORCH_MODELS
+])
+def test_onnx_matches_torch(name, real_batches, tmp_path):
+    model = _model(name)
+    inputs = get_model_spec(name).inputs
+    path = export_onnx(model, inputs, real_batches[0], tmp_path / "m.onnx")
+    # other batch sizes and particle counts than the example: the axes are really dynamic
+    diff = parity(onnx_session(path), model, inputs, real_batches)
+    with torch.no_grad():
+        scale = max(float(torch.as_tensor(o).abs().max()) for o in _outputs(model(real_batches[0])))
+    assert diff <= 1e-4 * (1 + scale), f"max |onnx - torch| = {diff:.3g} (output scale {scale:.3g})"
+
+
+def _outputs(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [t for o in (out.values() if isinstance(out, dict) else out) for t in _outputs(o)]
