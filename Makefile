@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/hepnn demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

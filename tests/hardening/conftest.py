@@ -48,7 +48,8 @@ def trained_run(tmp_path_factory) -> Path:
     from hepnn.config import load_config
     from hepnn.train.fit import fit
 
-    return fit(load_config(PFN, [*TINY_PFN, "evaluate.plots=false"]), tmp_path_factory.mktemp("runs") / "pfn", progress=False)
+    cfg = load_config(PFN, [*TINY_PFN, "evaluate.plots=false"])
+    return fit(cfg, tmp_path_factory.mktemp("runs") / "pfn", progress=False)
 
 
 @pytest.fixture()

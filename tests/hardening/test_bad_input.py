@@ -98,16 +98,26 @@ def _set_row(column, row: int, value):
     return flat
 
 
+def _empty_jet(jets, row: int):
+    """Jet ``row`` with no constituents (every particle column emptied)."""
+    keep = np.where(np.arange(len(jets)) == row, 0, 999)  # (n,) slots kept per jet
+    for c in ("part_E", "part_px", "part_py", "part_pz", "part_charge", "part_pid"):
+        jets[c] = jets[c][ak.local_index(jets[c]) < keep]
+    return jets
+
+
+def _rename(jets, old: str, new: str):
+    return ak.zip({(new if k == old else k): jets[k] for k in jets.fields}, depth_limit=1)
+
+
 BAD_FILES = {
     "nan_momentum": (lambda j: _with(j, "part_px", lambda c: _set_row(c, 7, np.nan)), ["part_px", "row 7", "NaN"]),
     "inf_jet_pt": (lambda j: ak.with_field(j, _set_row(ak.sum(j.part_px, axis=1), 3, np.inf), "jet_pt"),
                    ["jet_pt", "row 3"]),
     "negative_label": (lambda j: _with(j, "label", lambda c: _set_row(c, 11, -1)), ["label", "row 11", "-1"]),
     "fractional_label": (lambda j: _with(j, "label", lambda c: _set_row(c, 2, 0.5)), ["label", "row 2", "0.5"]),
-    "empty_jet": (lambda j: _with(j, "part_E", lambda c: c[ak.local_index(c) < np.where(np.arange(len(c)) == 9, 0, 999)]),
-                  ["row 9", "zero constituents"]),
-    "misnamed_column": (lambda j: ak.zip({("part_momx" if k == "part_px" else k): j[k] for k in j.fields}, depth_limit=1),
-                        ["missing column(s) part_px", "part_momx"]),
+    "empty_jet": (lambda j: _empty_jet(j, 9), ["row 9", "zero constituents"]),
+    "misnamed_column": (lambda j: _rename(j, "part_px", "part_momx"), ["missing column(s) part_px", "part_momx"]),
 }
 
 
@@ -115,11 +125,7 @@ BAD_FILES = {
 def test_bad_data_files_name_file_column_and_row(capsys, tmp_path, case):
     make, fragments = BAD_FILES[case]
     path = tmp_path / f"{case}.parquet"
-    jets = make(_jets())
-    if case == "empty_jet":  # the other momentum columns must be emptied too, else the layout is inconsistent
-        for c in ("part_px", "part_py", "part_pz", "part_charge", "part_pid"):
-            jets[c] = jets[c][ak.local_index(jets[c]) < np.where(np.arange(len(jets)) == 9, 0, 999)]
-    ak.to_parquet(jets, path)  # as given: write_parquet would cast a float label to int64
+    ak.to_parquet(make(_jets()), path)  # as given: write_parquet would cast a float label to int64
     assert_one_line_error(*hepnn(capsys, "inspect", str(path)), str(path), *fragments)
 
 
@@ -170,10 +176,21 @@ def test_weights_that_do_not_match_the_config(capsys, run_copy):
 
 
 def test_preprocessing_fitted_on_other_features(capsys, run_copy):
-    cfg = run_copy / "config.yaml"
-    cfg.write_text(cfg.read_text().replace("- dr\n", "- dr\n  - log_pt\n", 1))
+    """preprocess.json from a run with one more particle feature: named, not a numpy broadcast error."""
+    import json
+
+    pre = json.loads((run_copy / "preprocess.json").read_text())
+    block = pre["particle"]
+    block["feature_names"].append("log_pt")
+    state = block["steps"][0]["state"]  # standardize: mean_, scale_ per column
+    state["n_features_in_"] += 1
+    state["columns_"].append(len(state["columns_"]))
+    state["mean_"].append(0.0)
+    state["scale_"].append(1.0)
+    (run_copy / "preprocess.json").write_text(json.dumps(pre))
     code, out = hepnn(capsys, "predict", str(run_copy), SAMPLE, "--out", str(run_copy / "s.parquet"))
-    assert code == 2 and "Traceback" not in out and "error:" in out
+    assert_one_line_error(code, out, "fitted on 8 features, got 7")
+    assert not (run_copy / "s.parquet").exists()
 
 
 # ----------------------------------------------------------------------------------- arguments

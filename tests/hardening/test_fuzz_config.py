@@ -21,14 +21,14 @@ def _num(x: float) -> str:
     return repr(float(x))
 
 
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "amsgrad", "adamw"]
 unit_open = st.floats(0, 1, exclude_min=True, exclude_max=True)
 # dotted key -> strategy of (override text, expected value after validation)
 VALID = {
     "train.optimizer.lr": st.floats(1e-8, 10).map(lambda v: (_num(v), v)),
     "train.optimizer.weight_decay": st.floats(0, 1).map(lambda v: (_num(v), v)),
     "train.optimizer.momentum": st.floats(0, 0.999).map(lambda v: (_num(v), v)),
-    "train.optimizer.name": st.sampled_from(["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam",
-                                             "amsgrad", "adamw"]).map(lambda v: (v, v)),
+    "train.optimizer.name": st.sampled_from(OPTIMIZERS).map(lambda v: (v, v)),
     "train.optimizer.betas": st.tuples(st.floats(0, 0.999), st.floats(0, 0.9999)).map(
         lambda v: (f"[{_num(v[0])}, {_num(v[1])}]", v)),
     "train.schedule.name": st.sampled_from(["constant", "time_decay", "step", "exponential", "cosine", "onecycle",
@@ -69,14 +69,15 @@ INVALID = {
     "train.optimizer.lr": st.one_of(st.floats(max_value=0).map(_num), st.just(".inf"), st.just(".nan"),
                                     st.just("fast")),
     "train.optimizer.momentum": st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1)).map(_num),
-    "train.optimizer.betas": st.tuples(st.floats(1, 10), st.floats(0, 0.9)).map(lambda v: f"[{_num(v[0])}, {_num(v[1])}]"),
+    "train.optimizer.betas": st.tuples(st.floats(1, 10), st.floats(0, 0.9)).map(
+        lambda v: f"[{_num(v[0])}, {_num(v[1])}]"),
     "train.epochs": st.one_of(st.integers(max_value=0).map(str), st.just("many"), st.just("[1, 2]")),
     "data.batch_size": st.one_of(st.integers(max_value=0).map(str), st.just("1.5")),
     "evaluate.signal_efficiencies": st.lists(
         st.one_of(st.floats(max_value=0), st.floats(min_value=1)), min_size=1, max_size=3).map(
         lambda v: "[" + ", ".join(_num(e) for e in v) + "]"),
     "train.optimizer.name": st.text(string.ascii_lowercase, min_size=1, max_size=8).filter(
-        lambda v: v not in {"sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "amsgrad", "adamw"}),
+        lambda v: v not in OPTIMIZERS),
     "data.split.train": st.floats(0, 0.5, exclude_min=True).map(_num),
 }
 

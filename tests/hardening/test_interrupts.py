@@ -21,7 +21,6 @@ import pytest
 
 from hepnn import io_utils
 from hepnn.data.io import write_parquet
-from hepnn.errors import HepnnError
 from tests.conftest import random_jets
 from tests.hardening.conftest import PFN, ROOT, TINY_PFN, assert_one_line_error, hepnn
 
@@ -185,7 +184,6 @@ def test_ctrl_c_during_training_is_one_line_and_resumable(tmp_path):
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_tuning_killed_mid_study_finishes_on_rerun(tmp_path):
     pytest.importorskip("optuna")
-    from hepnn.tune.study import StudyPlan  # noqa: F401  (the tune command exists in this version)
 
     study = tmp_path / "study"
     args = ["tune", str(ROOT / "configs/top_tagging/mlp_tune.yaml"), "tune.n_trials=3", "tune.sampler=random",
@@ -214,8 +212,3 @@ def test_atomic_path_removes_its_temporary_file_on_interrupt(tmp_path):
         tmp.write_text("new, half")
         raise KeyboardInterrupt
     assert (tmp_path / "f.txt").read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.txt"]
-
-
-def test_hepnn_error_is_not_os_error():
-    """The CLI maps OSError separately; a HepnnError must keep its own message."""
-    assert not issubclass(HepnnError, OSError)

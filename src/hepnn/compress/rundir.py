@@ -117,16 +117,29 @@ def _merge(path: Path, values: dict[str, Any]) -> None:
 
 
 def compression_table(run_dirs: list[str | Path], columns: tuple[str, ...] = COLUMNS) -> str:
-    """The trade-off table (markdown) over runs: AUC, 1/eps_B at 0.3, parameters, non-zeros, bytes, latency."""
+    """The trade-off table (markdown) over runs: AUC, 1/eps_B at 0.3, parameters, non-zeros, bytes, latency.
+
+    A run without the sizes in its metrics (an ordinary ``hepnn train`` run) gets them from its weights.
+    """
     from hepnn.evaluate.compare import compare_runs, to_markdown
     from hepnn.evaluate.comparison import read_run
+    from hepnn.evaluate.run import load_run
 
     runs = []
     for d in run_dirs:
         run = read_run(Path(d))
         run["name"] = run["group"] = Path(d).name  # one row per directory, named by it
+        if "size_bytes" not in run["metrics"]:
+            model = load_run(d)[1]
+            if isinstance(model, nn.Module):
+                run["metrics"].update({k: v for k, v in model_stats(model).items() if k != "n_params"})
         runs.append(run)
-    return to_markdown(compare_runs(runs), columns)
+    rows = compare_runs(runs)
+    for row in rows:  # counts are integers, not (mean, std) floats
+        for key in ("n_nonzero", "size_bytes"):
+            if isinstance(row.get(key), tuple):
+                row[key] = int(row[key][0])
+    return to_markdown(rows, columns)
 
 
 def finetune(cfg: RunConfig, model: nn.Module, splits: Any, pre: dict[str, Any], run_dir: Path, *, kind: str,

@@ -73,8 +73,8 @@ class MultiHeadAttention(nn.Module):
         context = x if context is None else context
         b, nq, c = x.shape
         nk, h = context.shape[1], self.num_heads
-        q = self.q(x).view(b, nq, h, c // h).transpose(1, 2)  # (B, H, Nq, D)
-        k, v = self.kv(context).view(b, nk, 2, h, c // h).permute(2, 0, 3, 1, 4)  # 2 × (B, H, Nk, D)
+        q = self.q(x).reshape(b, nq, h, c // h).transpose(1, 2)  # (B, H, Nq, D)
+        k, v = self.kv(context).reshape(b, nk, 2, h, c // h).permute(2, 0, 3, 1, 4)  # 2 × (B, H, Nk, D)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # (B, H, Nq, D)
         return self.proj(y.transpose(1, 2).reshape(b, nq, c))  # (B, Nq, C)
