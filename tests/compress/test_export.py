@@ -27,12 +27,12 @@ _NOISE = "forward draws noise of a symbolic shape (SymIntArrayRef expected concr
 _VIEW = ("torch.export decomposes the attention's (B, H, N, D) -> (B, N, C) reshape into an aten.view "
          "its symbolic strides cannot satisfy (also with .contiguous()); measured to fail after ~20 s")
 CANNOT = {
+    "part": _VIEW,
     "part_lite": _VIEW,
     "rnn": _PACKED, "gru": _PACKED, "lstm": _PACKED,
     "ddpm_jet": _NOISE, "ddpm_particles": _NOISE, "wgan_jet": _NOISE,
 }
-SAME_CLASS = {"pelican": "pelican_lite", "lorentznet": "lorentznet_lite", "particlenet": "particlenet_lite",
-              "part": "part_lite"}
+SAME_CLASS = {"pelican": "pelican_lite", "lorentznet": "lorentznet_lite", "particlenet": "particlenet_lite"}
 TORCH_MODELS = [n for n in list_models() if get_model_spec(n).family != "bdt"]
 
 
@@ -59,7 +59,7 @@ def test_wrapper_rejects_unknown_fields():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason=CANNOT[n], raises=HepnnError, strict=True, run=n != "part_lite"))
+    pytest.param(n, marks=pytest.mark.xfail(reason=CANNOT[n], raises=HepnnError, strict=True, run=n not in ("part", "part_lite")))
     if n in CANNOT else n for n in TORCH_MODELS
 ])
 def test_onnx_matches_torch(name, real_batches, tmp_path):
