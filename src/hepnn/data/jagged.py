@@ -156,6 +156,11 @@ class JaggedJets:
         return len(self.offsets) - 1
 
     @property
+    def particles_p4(self) -> np.ndarray:
+        """(P, 4) float32 four-momenta of every particle, jet after jet (a view, no padding row)."""
+        return self._p4[:-1]
+
+    @property
     def counts(self) -> np.ndarray:
         """(n,) int64 particles per jet."""
         return np.diff(self.offsets)

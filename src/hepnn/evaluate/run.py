@@ -62,14 +62,14 @@ def predict_jets(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: JaggedJe
             out = out[:, 1]
         return {key: out.astype(np.float32), "y": jets.y}
     from hepnn.train.engine import predict_outputs
-    from hepnn.train.fit import make_loaders, make_task
+    from hepnn.train.fit import eval_loader, make_builder, make_task
 
     spec = get_model_spec(cfg.model.name)
     fields = (*spec.inputs, "y")
 
-    _, eval_loader = make_loaders(cfg, _TrainOnly(jets), pre, kind=kind, fields=fields)
+    loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=fields), jets)
     task = make_task(cfg, kind, cfg.data.num_classes, None)
-    out = predict_outputs(model, task, eval_loader(jets))
+    out = predict_outputs(model, task, loader)
     if kind == "regress" and "target" in pre:  # back from standardized to physical units
         pred = out["pred"]
         out["pred"] = pre["target"].inverse_transform(pred.reshape(len(pred), -1)).reshape(pred.shape)
@@ -77,16 +77,9 @@ def predict_jets(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: JaggedJe
     return out
 
 
-class _TrainOnly:
-    """``make_loaders`` wants splits; evaluation only uses its unshuffled loader factory."""
-
-    def __init__(self, jets: JaggedJets) -> None:
-        self.train = jets
-
-
 def jet_kinematics(jets: JaggedJets) -> dict[str, np.ndarray]:
     """Jet pT and mass from the summed constituents (observers written next to the scores)."""
-    p4 = jets._p4[:-1].astype(np.float64)  # (P, 4) without the padding sentinel
+    p4 = jets.particles_p4.astype(np.float64)  # (P, 4)
     starts = jets.offsets[:-1]
     sums = np.zeros((len(jets), 4))
     nonempty = jets.counts > 0

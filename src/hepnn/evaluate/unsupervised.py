@@ -72,17 +72,15 @@ def _latent(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: Any, kind: st
     import torch
 
     from hepnn.registry import get_model_spec
-    from hepnn.train.fit import make_loaders
+    from hepnn.train.fit import eval_loader, make_builder
 
     if getattr(model, "latent_dim", None) != 2 or not hasattr(model, "encode"):
         return None
-    from hepnn.evaluate.run import _TrainOnly
-
     fields = (*get_model_spec(cfg.model.name).inputs, "y")
-    _, eval_loader = make_loaders(cfg, _TrainOnly(jets), pre, kind=kind, fields=fields)
+    loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=fields), jets)
     model.eval()
     with torch.no_grad():
-        return torch.cat([model.encode(b).float() for b in eval_loader(jets)]).numpy()
+        return torch.cat([model.encode(b).float() for b in loader]).numpy()
 
 
 def _plot_latent(z: np.ndarray, y: np.ndarray, path: Path) -> list[Path]:

@@ -219,13 +219,11 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
     Under DDP each rank trains on its own shard: every world_size-th jet in memory, every
     world_size-th file when streaming.
     """
-    from hepnn.data.loader import BatchBuilder, JetLoader
+    from hepnn.data.loader import JetLoader
     from hepnn.train.distributed import shard, world_size
 
     d = cfg.data
-    builder = BatchBuilder(fields=fields, particle_features=d.particle_features,
-                           particle_preprocessor=pre.get("particle"), jet_preprocessor=pre.get("jet"),
-                           target_preprocessor=pre.get("target"), task=kind if kind == "regress" else "classify", max_particles=d.max_particles, image_size=d.image_size)
+    builder = make_builder(cfg, pre, kind=kind, fields=fields)
     common = dict(batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed, bucketing=d.bucketing)
     if isinstance(splits.train, list):
         from hepnn.data.stream import StreamingJetLoader
@@ -242,10 +240,25 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
         train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
         train_loader = JetLoader(train, builder, **common)
 
-    def eval_loader(jets: Any) -> JetLoader:
-        return JetLoader(jets, builder, batch_size=max(d.batch_size, 512), shuffle=False)
+    return train_loader, lambda jets: eval_loader(cfg, builder, jets)
 
-    return train_loader, eval_loader
+
+def make_builder(cfg: RunConfig, pre: dict[str, Any], *, kind: str, fields: Sequence[str]) -> Any:
+    """The ``BatchBuilder`` of a run: its fields, features, fitted preprocessing and particle cap."""
+    from hepnn.data.loader import BatchBuilder
+
+    d = cfg.data
+    return BatchBuilder(fields=fields, particle_features=d.particle_features,
+                        particle_preprocessor=pre.get("particle"), jet_preprocessor=pre.get("jet"),
+                        target_preprocessor=pre.get("target"), task="regress" if kind == "regress" else "classify",
+                        max_particles=d.max_particles, image_size=d.image_size)
+
+
+def eval_loader(cfg: RunConfig, builder: Any, jets: Any) -> Any:
+    """Unshuffled, unbucketed batches of ``jets`` in file order (predictions line up with the file)."""
+    from hepnn.data.loader import JetLoader
+
+    return JetLoader(jets, builder, batch_size=max(cfg.data.batch_size, 512), shuffle=False)
 
 
 def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run_dir: Path, *,
