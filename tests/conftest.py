@@ -63,3 +63,14 @@ def random_jets(n: int = 64, seed: int = 0, max_particles: int = 30):
 @pytest.fixture()
 def tiny_jets():
     return random_jets()
+
+
+def train_metrics(config: str | Path, overrides: list[str], out: Path) -> dict:
+    """Train a ready config (relative to the repository root) into ``out``; its metrics.json."""
+    import json
+
+    from hepnn.config import load_config
+    from hepnn.train.fit import fit
+
+    run_dir = fit(load_config(ROOT / config, overrides), out, progress=False)
+    return json.loads((run_dir / "metrics.json").read_text())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
 
 from hepnn.models.gnn import GATLayer, normalized_adjacency
+from tests.conftest import train_metrics
 
 K = 3
 
@@ -71,22 +71,17 @@ def test_gat_layer_matches_loop_reference():
         assert (out[~mask] == 0).all()
 
 
-def train_metrics(name, tmp_path, *overrides):
-    from hepnn.config import load_config
-    from hepnn.train.fit import fit
-
-    cfg = load_config(f"configs/top_tagging/{name}.yaml", list(overrides))
-    run = fit(cfg, tmp_path / "run", progress=False)
-    return json.loads((run / "metrics.json").read_text())
+def learn(name, tmp_path, *overrides):
+    return train_metrics(f"configs/top_tagging/{name}.yaml", list(overrides), tmp_path / "run")
 
 
 @pytest.mark.slow
 def test_gcn_learns_top_tagging(sample_path, tmp_path):
     """Measured AUC 0.898 / 0.895 (3 epochs, all 5000 jets, seeds 0 and 1)."""
-    assert train_metrics("gcn", tmp_path, "train.epochs=3")["auc"] > 0.85
+    assert learn("gcn", tmp_path, "train.epochs=3")["auc"] > 0.85
 
 
 @pytest.mark.slow
 def test_gat_learns_top_tagging(sample_path, tmp_path):
     """Measured AUC 0.877 / 0.894 (3 epochs, all 5000 jets, N ≤ 48, seeds 0 and 1)."""
-    assert train_metrics("gat", tmp_path, "train.epochs=3", "data.max_particles=48")["auc"] > 0.84
+    assert learn("gat", tmp_path, "train.epochs=3", "data.max_particles=48")["auc"] > 0.84

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
 
 from hepnn.data.batch import Batch
 from hepnn.registry import create_model
+from tests.conftest import train_metrics
 
 
 def test_matches_pairwise_loop_reference():
@@ -49,9 +49,5 @@ def test_single_particle_jet_has_no_interactions():
 @pytest.mark.slow
 def test_jedinet_learns_top_tagging(sample_path, tmp_path):
     """Measured AUC 0.899 / 0.902 (2 epochs, all 5000 jets, N ≤ 50, seeds 0 and 1)."""
-    from hepnn.config import load_config
-    from hepnn.train.fit import fit
-
-    cfg = load_config("configs/top_tagging/jedinet.yaml", ["train.epochs=2"])
-    run = fit(cfg, tmp_path / "run", progress=False)
-    assert json.loads((run / "metrics.json").read_text())["auc"] > 0.86
+    metrics = train_metrics("configs/top_tagging/jedinet.yaml", ["train.epochs=2"], tmp_path / "run")
+    assert metrics["auc"] > 0.86

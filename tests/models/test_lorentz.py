@@ -3,7 +3,6 @@ the reduced symmetry with beam spurions, LoLa's fixed-size input, and learning o
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -14,7 +13,7 @@ from hepnn.data.batch import Batch
 from hepnn.data.jagged import JaggedJets
 from hepnn.nn.lorentz import boost_matrix, rotation_matrix, transform
 from hepnn.registry import create_model
-from tests.conftest import random_jets
+from tests.conftest import random_jets, train_metrics
 
 INVARIANT = ["lorentznet", "lorentznet_lite", "pelican", "pelican_lite"]
 
@@ -91,13 +90,7 @@ def test_lola_runs_and_uses_a_fixed_number_of_particles():
 
 
 def learn(config: str, tmp_path, overrides: list[str]) -> dict:
-    from hepnn.config import load_config
-    from hepnn.train.fit import fit
-
-    # the whole sample (5000 jets): it is stored top first, so its first 3000 jets are 5:1 imbalanced
-    cfg = load_config(config, overrides)
-    run = fit(cfg, tmp_path / "run", progress=False)
-    return json.loads((run / "metrics.json").read_text())
+    return train_metrics(config, overrides, tmp_path / "run")  # the whole sample (5000 jets)
 
 
 @pytest.mark.slow

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from hepnn.data.batch import Batch
 from hepnn.data.features import particle_features
 from hepnn.data.jagged import JaggedJets
 from hepnn.registry import create_model
-from tests.conftest import random_jets
+from tests.conftest import random_jets, train_metrics
 
 FEATURES = ["deta", "dphi", "log_pt", "log_e", "log_pt_rel", "log_e_rel", "dr"]
 
@@ -67,14 +66,6 @@ def test_paper_size():
 
 @pytest.mark.slow
 def test_part_lite_learns_top_tagging(sample_path, tmp_path):
-    from hepnn.config import load_config
-    from hepnn.train.fit import fit
-
-    # whole sample: it is stored top first, so its first 3000 jets would be 5:1 imbalanced
-    cfg = load_config(
-        "configs/top_tagging/part_lite.yaml",
-        ["train.epochs=2", "data.max_particles=32", "model.params.num_layers=2"],
-    )
-    run = fit(cfg, tmp_path / "run", progress=False)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = train_metrics("configs/top_tagging/part_lite.yaml",
+                            ["train.epochs=2", "data.max_particles=32", "model.params.num_layers=2"], tmp_path / "run")
     assert metrics["auc"] > 0.85

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch
 from hepnn.data.batch import Batch
 from hepnn.nn.attention import TransformerBlock, attention_mask
 from hepnn.registry import create_model
+from tests.conftest import train_metrics
 
 
 def test_block_equals_torch_pre_ln_encoder_layer():
@@ -66,14 +66,6 @@ def test_unknown_head_is_an_error():
 
 @pytest.mark.slow
 def test_transformer_learns_top_tagging(sample_path, tmp_path):
-    from hepnn.config import load_config
-    from hepnn.train.fit import fit
-
-    # whole sample: it is stored top first, so its first 3000 jets would be 5:1 imbalanced
-    cfg = load_config(
-        "configs/top_tagging/transformer.yaml",
-        ["train.epochs=2", "model.params.num_layers=2", "data.max_particles=48"],
-    )
-    run = fit(cfg, tmp_path / "run", progress=False)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = train_metrics("configs/top_tagging/transformer.yaml",
+                            ["train.epochs=2", "model.params.num_layers=2", "data.max_particles=48"], tmp_path / "run")
     assert metrics["auc"] > 0.85

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from hepnn.config import load_config
 from hepnn.train.fit import fit
+from tests.conftest import train_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +35,7 @@ CLASSIFIERS = {
 
 
 def run(name: str, overrides: list[str], out: Path) -> dict:
-    cfg = load_config(ROOT / "configs" / "top_tagging" / f"{name}.yaml", overrides)
-    run_dir = fit(cfg, out, progress=False)
-    return json.loads((run_dir / "metrics.json").read_text())
+    return train_metrics(f"configs/top_tagging/{name}.yaml", overrides, out)
 
 
 @pytest.mark.slow

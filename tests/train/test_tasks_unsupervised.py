@@ -3,7 +3,6 @@ and resumable state, and learning tests on the committed sample (slow)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

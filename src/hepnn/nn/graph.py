@@ -9,7 +9,7 @@ padded particles out of every result, so models built on them are padding invari
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 def gather_neighbours(x: Tensor, idx: Tensor) -> Tensor:
