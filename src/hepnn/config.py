@@ -130,6 +130,10 @@ class TrainConfig(_Section):
 
     task: Literal["auto", "classify", "regress", "reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow"] = "auto"
     epochs: int = Field(10, ge=1)
+    # A compute budget in seconds: training stops after the step that crosses it (epochs stays the cap).
+    # "process" counts CPU seconds of this process (fair between models while other jobs share the cores).
+    time_limit: float | None = Field(None, gt=0)
+    time_clock: Literal["wall", "process"] = "wall"
     seed: int = 0
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -73,3 +73,22 @@ def test_non_finite_loss_names_step_and_causes():
     batch.x[0, 0, 0] = float("nan")
     with pytest.raises(HepnnError, match=r"non-finite loss .* step 0 .*x: 1 non-finite.*learning rate"):
         engine.train_step(batch)
+
+
+def test_time_limit_stops_after_the_step_that_crosses_it():
+    engine, loader = make_engine()
+    ticks = iter(range(10**6))
+    engine.time_limit, engine.clock = 5.0, lambda: float(next(ticks))  # every reading one second later
+    history = engine.fit(loader, None, epochs=50)
+    assert len(history) == 1 and engine.should_stop
+    assert 0 < engine.state["step"] < len(loader)  # stopped inside the first epoch
+    assert engine.state["train_time"] >= 5.0
+
+
+def test_time_limit_from_config_uses_process_clock(tmp_path):
+    from hepnn.config import load_config
+
+    cfg = load_config("configs/top_tagging/pfn.yaml", ["train.time_limit=0.5", "train.time_clock=process"])
+    assert cfg.train.time_limit == 0.5 and cfg.train.time_clock == "process"
+    with pytest.raises(Exception, match="time_clock"):
+        load_config("configs/top_tagging/pfn.yaml", ["train.time_clock=gpu"])

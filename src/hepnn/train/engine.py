@@ -54,6 +54,8 @@ class Engine:
         compile: bool = False,
         callbacks: Sequence[Any] = (),
         progress: bool = True,
+        time_limit: float | None = None,
+        time_clock: str = "wall",
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device)
@@ -67,8 +69,12 @@ class Engine:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.net = self._wrap(self.model, compile)
-        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "history": []}
+        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "train_time": 0.0}
         self.should_stop = False
+        # A compute budget: stop after the step that crosses it (summed over epochs and resumes).
+        # "process" counts this process's CPU seconds, robust to other jobs sharing the cores.
+        self.time_limit = time_limit
+        self.clock = {"wall": time.perf_counter, "process": time.process_time}[time_clock]
 
     def _wrap(self, model: nn.Module, compile: bool) -> nn.Module:
         from hepnn.train.distributed import wrap_ddp
@@ -145,7 +151,7 @@ class Engine:
         from hepnn.train.progress import EpochProgress
 
         totals: dict[str, float] = {}
-        n_jets, wait, t0 = 0, 0.0, time.perf_counter()
+        n_jets, wait, t0, c0 = 0, 0.0, time.perf_counter(), self.clock()
         with EpochProgress(f"epoch {epoch + 1}/{epochs}", total=_len(loader), enabled=self.progress) as bar:
             it = iter(loader)
             while True:
@@ -160,6 +166,11 @@ class Engine:
                 for k, v in logs.items():
                     totals[k] = totals.get(k, 0.0) + v * n
                 bar.advance(loss=logs["loss"], jets_per_s=n_jets / (time.perf_counter() - t0))
+                if self.time_limit is not None and self.state["train_time"] + self.clock() - c0 >= self.time_limit:
+                    log.info("time budget of %.0f s reached at step %d", self.time_limit, self.state["step"])
+                    self.should_stop = True
+                    break
+        self.state["train_time"] += self.clock() - c0
         elapsed = time.perf_counter() - t0
         out = {k: v / max(n_jets, 1) for k, v in totals.items()}
         out.update(jets_per_s=n_jets / max(elapsed, 1e-9), data_wait=wait / max(elapsed, 1e-9), time_s=elapsed)
@@ -191,6 +202,7 @@ class Engine:
             "epoch": self.state["epoch"],
             "step": self.state["step"],
             "history": self.state["history"],
+            "train_time": self.state["train_time"],
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")},
             # a task with state of its own (e.g. a GAN's discriminator optimizer) resumes with it
             "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
@@ -206,7 +218,8 @@ class Engine:
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.state = {"epoch": state["epoch"], "step": state["step"], "history": list(state["history"])}
+        self.state = {"epoch": state["epoch"], "step": state["step"], "history": list(state["history"]),
+                      "train_time": state.get("train_time", 0.0)}
         if state.get("task") and hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(state["task"])
         for cb in self.callbacks:

@@ -300,7 +300,8 @@ def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run
     callbacks.append(ckpt)  # last, so the saved state includes every other callback's update
     callbacks.extend(extra_callbacks)  # stateless observers (tuning reporters) after the checkpoint
     engine = Engine(model, task, optimizer, schedule, device=device, amp=tc.amp, grad_clip=tc.grad_clip,
-                    compile=tc.compile, callbacks=callbacks, progress=progress)
+                    compile=tc.compile, callbacks=callbacks, progress=progress,
+                    time_limit=tc.time_limit, time_clock=tc.time_clock)
     if resume and ckpt.last_path.exists():
         engine.load_state_dict(load_state(ckpt.last_path))
         log.info("resuming %s at epoch %d", run_dir, engine.state["epoch"])
