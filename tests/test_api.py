@@ -15,3 +15,17 @@ def test_public_api_runs_a_whole_tagger(tmp_path):
     out = hepnn.predict_run(run_dir, [str(tmp_path / "jets.parquet")], tmp_path / "scores.parquet")
     assert out.is_file()
     assert "pfn" in hepnn.list_models() and isinstance(hepnn.create_model("mlp"), object)
+
+
+def test_evaluation_can_skip_the_overtraining_check_and_reports_inference_speed(tmp_path):
+    write_parquet(random_jets(200, seed=3), tmp_path / "jets.parquet")
+    overrides = [f"data.train={tmp_path / 'jets.parquet'}", "train.epochs=1", "data.jet_features=[mass, pt]",
+                 "evaluate.plots=false"]
+    with_ks = hepnn.evaluate_run(hepnn.fit(hepnn.load_config("configs/top_tagging/logistic.yaml", overrides),
+                                           tmp_path / "a", progress=False))
+    cfg = hepnn.load_config("configs/top_tagging/logistic.yaml", [*overrides, "evaluate.overtraining_jets=0"])
+    without = hepnn.evaluate_run(hepnn.fit(cfg, tmp_path / "b", progress=False))
+    ks_keys = {k for k in with_ks if k.startswith("ks")}
+    assert ks_keys and not ks_keys & set(without)
+    assert without["auc"] == with_ks["auc"]  # same seed, same data: only the KS test is gone
+    assert without["inference_jets_per_cpu_s"] > 0

@@ -155,6 +155,7 @@ class TrainConfig(_Section):
 class EvaluateConfig(_Section):
     signal_efficiencies: list[float] = Field(default_factory=lambda: [0.3, 0.5])
     plots: bool = True
+    overtraining_jets: int = Field(20_000, ge=0)  # training jets scored for the KS overtraining test (0 = skip)
 
     @field_validator("signal_efficiencies")
     @classmethod

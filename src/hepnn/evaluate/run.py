@@ -7,6 +7,7 @@ preprocessing comes from preprocess.json, the weights from model.safetensors (mo
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,6 @@ from hepnn.log import get_logger
 
 log = get_logger(__name__)
 
-_KS_JETS = 20_000  # training jets scored for the overtraining check
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, Any, dict[str, Any], str]:
@@ -123,25 +123,29 @@ def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any
         from hepnn.evaluate.unsupervised import evaluate_unsupervised
 
         return evaluate_unsupervised(cfg, model, pre, splits, run_dir, kind=kind)
+    cpu0 = time.process_time()
     test = predict_jets(cfg, model, pre, splits.test, kind)
+    cpu_s = time.process_time() - cpu0  # CPU seconds: robust to other jobs sharing the machine
     write_table(_scores_table(test, splits.test), run_dir / "test_scores.parquet")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     if kind == "classify":
         metrics: dict[str, Any] = M.classification_metrics(test["y"], test["score"], cfg.evaluate.signal_efficiencies)
-        sub = splits.train_sample.take(np.arange(min(len(splits.train_sample), _KS_JETS)))
-        train = predict_jets(cfg, model, pre, sub, kind)
-        metrics.update(M.ks_overtraining(train["score"], train["y"], test["score"], test["y"]))
+        n_ks = min(len(splits.train_sample), cfg.evaluate.overtraining_jets)
+        train = predict_jets(cfg, model, pre, splits.train_sample.take(np.arange(n_ks)), kind) if n_ks else None
+        if train is not None:
+            metrics.update(M.ks_overtraining(train["score"], train["y"], test["score"], test["y"]))
     else:
         train = None
         metrics = M.regression_metrics(test["y"], test["pred"])
     metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s", "n_nonzero", "size_bytes", "latency_ms")
                     if k in info})  # the last three: compressed runs (hepnn.compress)
+    metrics["inference_jets_per_cpu_s"] = len(splits.test) / max(cpu_s, 1e-9)
     write_json_atomic(run_dir / "metrics.json", metrics)
     plots = _plots(cfg, run_dir, kind, test, train) if cfg.evaluate.plots else []
     from hepnn.evaluate.report import write_report
 
     write_report(run_dir, title=f"{cfg.name}: {cfg.model.name}", config_yaml=dump_config(cfg),
-                 metrics=metrics, plots=plots, history=_history(run_dir))
+                 metrics=metrics, plots=plots, history=_history(run_dir), info=info)
     log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
 
@@ -153,7 +157,7 @@ def _history(run_dir: Path) -> dict[str, list[float]] | None:
     import csv
 
     rows = list(csv.DictReader(path.open()))
-    keys = [k for k in rows[0] if k.endswith("loss") or k.startswith("val_")] if rows else []
+    keys = [k for k in rows[0] if k.endswith("loss") or k.startswith("val_") or k == "jets_per_s"] if rows else []
     return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
 
 
@@ -166,7 +170,8 @@ def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | N
     if kind == "classify":
         s = test["score"] if test["score"].ndim == 1 else test["score"][:, 1]
         eps_b, eps_s, _ = M.roc_curve(test["y"] == 1, s)
-        out += P.plot_roc({cfg.model.name: (eps_s, eps_b)}, pdir / "roc", effs=cfg.evaluate.signal_efficiencies)
+        curves, effs = {cfg.model.name: (eps_s, eps_b)}, cfg.evaluate.signal_efficiencies
+        out += P.plot_roc(curves, pdir / "roc", effs=effs) + P.plot_rejection(curves, pdir / "rejection", effs=effs)
         if train is not None:
             ts = train["score"] if train["score"].ndim == 1 else train["score"][:, 1]
             out += P.plot_scores(ts, train["y"], s, test["y"], pdir / "scores")
