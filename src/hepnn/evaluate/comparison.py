@@ -42,11 +42,14 @@ def _roc_curves(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, n
     from hepnn.evaluate.metrics import roc_curve
 
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    groups: set[str] = set()
     for run in runs:
-        label = run["name"]
         path = Path(run["dir"]) / "test_scores.parquet"
-        if label in curves or not path.is_file():
+        if run["group"] in groups or not path.is_file():
             continue
+        groups.add(run["group"])
+        # two configurations with one name (e.g. an override): tell their curves apart by config hash
+        label = run["name"] if run["name"] not in curves else run["group"].replace("#", " #")
         t = ak.from_parquet(path)
         if "score" in t.fields and "label" in t.fields:
             eps_b, eps_s, _ = roc_curve(ak.to_numpy(t["label"]) == 1, ak.to_numpy(t["score"]))
@@ -55,7 +58,7 @@ def _roc_curves(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, n
 
 
 def compare_dirs(run_dirs: Sequence[Path], out: Path, *, title: str = "Comparison") -> Any:
-    """Write ``comparison.md``, ``comparison.csv``, ``roc.png/pdf`` and a report into ``out``.
+    """Write ``comparison.md``, ``comparison.csv``, ``roc`` and ``rejection`` png/pdf and a report into ``out``.
 
     Returns a rich table for the terminal.
     """
@@ -73,11 +76,11 @@ def compare_dirs(run_dirs: Sequence[Path], out: Path, *, title: str = "Compariso
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "comparison.md", to_markdown(rows) + "\n")
     to_csv(rows, out / "comparison.csv")
-    roc: list[Path] = []
+    plots: list[Path] = []
     curves = _roc_curves(runs)
     if curves:
-        from hepnn.evaluate.plots import plot_roc
+        from hepnn.evaluate.plots import plot_rejection, plot_roc
 
-        roc = plot_roc(curves, out / "roc")
-    write_comparison_report(out, rows, next((p for p in roc if p.suffix == ".png"), None), title=title)
+        plots = plot_roc(curves, out / "roc") + plot_rejection(curves, out / "rejection")
+    write_comparison_report(out, rows, [p for p in plots if p.suffix == ".png"], title=title)
     return to_rich_table(rows, title=title)

@@ -1,5 +1,5 @@
-"""Standard HEP plots of a run: ROC (1/εB vs εS), score overlays with a KS test, learning curves,
-regression response, generic distribution overlays.
+"""Standard HEP plots of a run: ROC (εS vs εB), background rejection (1/εB vs εS), score overlays
+with a KS test, learning curves, regression response, generic distribution overlays.
 
 Every figure uses the mplhep CMS *style* (fonts, ticks, sizes) applied through a style context, with
 no experiment label, and is drawn on a ``matplotlib.figure.Figure`` (no pyplot): nothing global is
@@ -21,7 +21,15 @@ from hepnn.errors import HepnnError, missing_extra
 from hepnn.evaluate.metrics import interpolate_eps_b, ks_overtraining
 from hepnn.io_utils import atomic_path
 
-__all__ = ["plot_distributions", "plot_history", "plot_response", "plot_roc", "plot_scores"]
+__all__ = [
+    "curve_label",
+    "plot_distributions",
+    "plot_history",
+    "plot_rejection",
+    "plot_response",
+    "plot_roc",
+    "plot_scores",
+]
 
 FORMATS = ("png", "pdf")
 _DPI = 100
@@ -68,6 +76,16 @@ def _require(name: str, obj: Any) -> None:
         raise HepnnError(f"cannot plot: {name} is empty")
 
 
+def _auc(eps_s: np.ndarray, eps_b: np.ndarray) -> float:
+    return float(np.sum(np.diff(eps_b) * (eps_s[1:] + eps_s[:-1])) / 2.0)
+
+
+def _curve_arrays(label: str, curve: tuple[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    es, eb = (np.asarray(a, dtype=float) for a in curve)
+    _require(f"curve {label!r}", es)
+    return es, eb
+
+
 def plot_roc(
     curves: Mapping[str, tuple[Any, Any]],
     path: str | Path,
@@ -75,10 +93,11 @@ def plot_roc(
     effs: Sequence[float] = (0.3, 0.5),
     formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
-    """Background rejection 1/εB (log scale) against signal efficiency εS, one line per model.
+    """The receiver operating characteristic: signal efficiency εS against background efficiency εB.
 
-    The physics convention of arXiv:1902.09914 (their Fig. 3). Markers show the working points
-    ``effs``; the dashed line is a random classifier (εB = εS). Points with εB = 0 are not drawn.
+    Linear axes, so the area under each line is the AUC quoted in the legend; the dashed diagonal is a
+    random classifier and the dotted lines and markers show the working points ``effs``. For the
+    tails that matter in an analysis, see :func:`plot_rejection`.
 
     Args:
         curves: label -> ``(eps_s, eps_b)`` arrays, e.g. from :func:`hepnn.evaluate.metrics.roc_curve`
@@ -88,25 +107,67 @@ def plot_roc(
     _require("curves", curves)
     with _figure() as (fig, ax):
         ax = ax[0, 0]
-        for label, (eps_s, eps_b) in curves.items():
-            es, eb = np.asarray(eps_s, dtype=float), np.asarray(eps_b, dtype=float)
-            _require(f"curve {label!r}", es)
-            auc = float(np.sum(np.diff(eb) * (es[1:] + es[:-1])) / 2.0)
-            keep = eb > 0
-            (line,) = ax.plot(es[keep], 1.0 / eb[keep], label=f"{label} (AUC {auc:.4f})")
-            for e in effs:
-                e_b = interpolate_eps_b(es, eb, e)
-                if e_b > 0:
-                    ax.plot([e], [1.0 / e_b], "o", color=line.get_color())
-        grid = np.linspace(0.01, 1.0, 100)
-        ax.plot(grid, 1.0 / grid, "k--", lw=1, label="random")
+        for label, curve in curves.items():
+            es, eb = _curve_arrays(label, curve)
+            (line,) = ax.plot(eb, es, label=f"{label} (AUC {_auc(es, eb):.4f})")
+            ax.plot([interpolate_eps_b(es, eb, e) for e in effs], list(effs), "o", color=line.get_color())
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="random")
         for e in effs:
-            ax.axvline(e, color="grey", lw=0.8, ls=":")
-        ax.set(yscale="log", xlim=(0, 1), xlabel=r"Signal efficiency $\varepsilon_S$")
-        ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
-        top = ax.get_ylim()[1]
-        ax.set_ylim(top=top * 30)  # head room: the legend sits above the curves, not on them
-        ax.legend(fontsize="x-small", loc="upper right", frameon=False)
+            ax.axhline(e, color="grey", lw=0.8, ls=":")
+        ax.set(xlim=(0, 1), ylim=(0, 1.02))
+        ax.set_xlabel(r"Background efficiency $\varepsilon_B$")
+        ax.set_ylabel(r"Signal efficiency $\varepsilon_S$")
+        ax.legend(fontsize="x-small", loc="lower right", frameon=False)
+        return _save(fig, path, formats)
+
+
+def _draw_rejection(ax: Any, curves: Mapping[str, tuple[Any, Any]], effs: Sequence[float]) -> None:
+    """Rejection curves on ``ax``; each curve's working-point markers are one line with gid "wp:<label>"."""
+    for label, curve in curves.items():
+        es, eb = _curve_arrays(label, curve)
+        keep = eb > 0  # εB = 0: infinite rejection, not drawable on a log axis
+        (line,) = ax.plot(es[keep], 1.0 / eb[keep], label=f"{label} (AUC {_auc(es, eb):.4f})")
+        points = [(e, interpolate_eps_b(es, eb, e)) for e in effs]
+        points = [(e, 1.0 / b) for e, b in points if b > 0]
+        if points:
+            x, y = zip(*points)
+            ax.plot(x, y, "o", ms=7, color=line.get_color(), gid=f"wp:{label}")
+            for xi, yi in points if len(curves) == 1 else ():  # one curve: its numbers beside the markers
+                ax.annotate(f"{yi:.1f}", (xi, yi), xytext=(6, 6), textcoords="offset points",
+                            fontsize="x-small", color=line.get_color())
+    grid = np.linspace(0.01, 1.0, 100)
+    ax.plot(grid, 1.0 / grid, "k--", lw=1, label="random")
+    for e in effs:
+        ax.axvline(e, color="grey", lw=0.8, ls=":")
+    ax.set(yscale="log", xlim=(0, 1), xlabel=r"Signal efficiency $\varepsilon_S$")
+    ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
+    ax.set_ylim(bottom=0.8, top=ax.get_ylim()[1] * 8)  # head room: the legend sits above the curves
+    wp = ", ".join(f"{100 * e:g}%" for e in effs)
+    ax.legend(fontsize="x-small", loc="upper right", frameon=False,
+              title=f"markers: $\\varepsilon_S$ = {wp}" if effs else None, title_fontsize="x-small")
+
+
+def plot_rejection(
+    curves: Mapping[str, tuple[Any, Any]],
+    path: str | Path,
+    *,
+    effs: Sequence[float] = (0.3, 0.5),
+    formats: Sequence[str] = FORMATS,
+) -> list[Path]:
+    """Background rejection 1/εB (log scale) against signal efficiency εS, one line per model.
+
+    The physics convention of arXiv:1902.09914 (their Fig. 3). Markers (labelled with their values
+    when one curve is drawn) show the working points ``effs``, interpolated as the ``rej30``/``rej50`` of
+    :func:`hepnn.evaluate.metrics.classification_metrics`; the dashed line is a random classifier
+    (εB = εS). Points with εB = 0 are not drawn.
+
+    Args:
+        curves: label -> ``(eps_s, eps_b)`` arrays, as for :func:`plot_roc`.
+        path: output path stem.
+    """
+    _require("curves", curves)
+    with _figure() as (fig, ax):
+        _draw_rejection(ax[0, 0], curves, effs)
         return _save(fig, path, formats)
 
 
@@ -123,7 +184,7 @@ def plot_scores(
 ) -> list[Path]:
     """Classifier output per class: train as filled histograms, test as points with Poisson errors.
 
-    The TMVA-style overtraining plot; the legend carries the per-class KS p-value of
+    The TMVA-style overtraining plot; the legend title carries the per-class KS p-value of
     :func:`hepnn.evaluate.metrics.ks_overtraining`. All histograms are normalised to unit area.
 
     Shapes: ``score_train (n_train,)``, ``score_test (n_test,)`` one discriminant per jet.
@@ -139,34 +200,45 @@ def plot_scores(
     lo, hi = min(s_tr.min(), s_te.min()), max(s_tr.max(), s_te.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
     centers, width = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
+    classes = np.union1d(np.unique(y_tr), np.unique(y_te))
     with _figure() as (fig, ax):
         ax = ax[0, 0]
-        for i, c in enumerate(np.union1d(np.unique(y_tr), np.unique(y_te))):
+        for i, c in enumerate(classes):
             color, name = f"C{i}", names.get(int(c), f"class {int(c)}")
             a = s_tr[y_tr == c]
             if a.size:
-                ax.hist(a, bins=edges, density=True, alpha=0.35, color=color, label=f"{name} (train)")
+                ax.hist(a, bins=edges, density=True, alpha=0.35, color=color, label=f"{name}, train")
             b = s_te[y_te == c]
             if b.size:
                 counts, _ = np.histogram(b, bins=edges)
                 norm = b.size * width
-                p = ks.get(f"ks_pvalue_{int(c)}")
-                label = f"{name} (test)" + (f", KS p = {p:.3f}" if p is not None else "")
                 ax.errorbar(centers, counts / norm, yerr=np.sqrt(counts) / norm, fmt="o", ms=4,
-                            color=color, label=label)
-        ax.set(xlabel="Classifier output", ylabel="Normalised entries")
-        ax.legend(fontsize="small")
+                            color=color, label=f"{name}, test")
+        p_values = [(names.get(int(c), f"class {int(c)}"), ks.get(f"ks_pvalue_{int(c)}")) for c in classes]
+        title = "KS test, train vs test:\n" + ", ".join(f"{n} p = {p:.3f}" for n, p in p_values if p is not None)
+        ax.set(xlabel="Classifier output (signal score)", ylabel="Normalised entries")
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.6)  # room for the legend above the peaks
+        ax.legend(fontsize="x-small", ncol=2, loc="upper center", frameon=False,
+                  title=title if "p =" in title else None, title_fontsize="x-small")
         return _save(fig, path, formats)
 
 
-_NOT_METRICS = {"epoch", "step", "lr", "time", "time_s", "epoch_time_s"}
+_NOT_METRICS = {"epoch", "step", "lr", "time", "time_s", "epoch_time_s", "jets_per_s", "data_wait"}
+_WORDS = {"loss": "loss", "acc": "accuracy", "auc": "AUC", "mae": "MAE"}
+
+
+def curve_label(key: str) -> str:
+    """Readable name of a history column: ``loss`` -> "train loss", ``val_auc`` -> "validation AUC"."""
+    split, _, name = key.partition("_") if key.startswith(("train_", "val_")) else ("train", "", key)
+    return f"{'validation' if split == 'val' else 'train'} {_WORDS.get(name, name.replace('_', ' '))}"
 
 
 def plot_history(
     history: Mapping[str, Sequence[float]], path: str | Path, *, formats: Sequence[str] = FORMATS
 ) -> list[Path]:
     """Learning curves: every ``*loss*`` key on the left panel, other metrics (e.g. ``val_auc``) on the
-    right. ``epoch`` (if present) is the x axis; ``step``, ``lr`` and timing keys are not drawn.
+    right, named by :func:`curve_label`. ``epoch`` (if present) is the x axis (shown from 1);
+    ``step``, ``lr``, throughput and timing keys are not drawn.
 
     Args:
         history: name -> one value per epoch, e.g. ``{"train_loss": [...], "val_loss": [...]}``.
@@ -179,13 +251,16 @@ def plot_history(
     others = {k: v for k, v in series.items() if "loss" not in k}
     panels = [p for p in (losses, others) if p]
     with _figure(1, len(panels)) as (fig, axes):
+        from matplotlib.ticker import MaxNLocator  # importable: _figure checked matplotlib
+
         for ax, panel in zip(axes[0], panels):
             for name, v in panel.items():
-                x = np.asarray(history["epoch"], dtype=float) if "epoch" in history else None
-                x = x if x is not None and x.size == v.size else np.arange(1, v.size + 1)
-                ax.plot(x, v, marker="o" if v.size < 30 else None, ms=3, label=name)
-            ax.set(xlabel="Epoch", ylabel="Loss" if panel is losses else "Metric")
-            ax.legend(fontsize="small")
+                x = np.arange(1, v.size + 1)  # epochs counted from 1, whatever history.csv's base
+                ax.plot(x, v, marker="o" if v.size < 30 else None, ms=4,
+                        ls="--" if name.startswith("val_") else "-", label=curve_label(name))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set(xlabel="Epoch", ylabel="Loss" if panel is losses else "Validation metric")
+            ax.legend(fontsize="small", frameon=False)
         return _save(fig, path, formats)
 
 

@@ -1,4 +1,6 @@
-"""One-page run reports in Markdown and HTML: metrics, plots, learning curves, configuration.
+"""One-page run reports in Markdown and HTML, to paste into a talk: a header (model, parameters,
+training time and throughput), the metrics table, ROC and rejection curves, score distributions with
+the overtraining test, learning curves, the configuration; and the comparison page of several runs.
 
 Plain string templates (no Jinja); every piece of text that goes into HTML passes through
 ``html.escape``. Images are referenced by paths relative to the report, so a run directory can be
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from hepnn.evaluate.compare import DEFAULT_COLUMNS, HEADERS, format_cell, table_cells, to_markdown
+from hepnn.evaluate.plots import curve_label
 from hepnn.io_utils import write_text_atomic
 
 __all__ = ["write_comparison_report", "write_report"]
@@ -24,9 +28,10 @@ _CSS = (
     "body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
     "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}"
     "td:first-child,th:first-child{text-align:left}img{max-width:100%}figure{margin:1em 0}"
-    "pre{background:#f5f5f5;padding:1em;overflow-x:auto}"
+    "pre{background:#f5f5f5;padding:1em;overflow-x:auto}.row{display:flex;gap:1em}.row figure{flex:1}"
+    "figcaption{font-size:small;color:#555}"
 )
-_NOT_CURVES = {"epoch", "step", "lr", "time", "time_s", "epoch_time_s"}
+_NOT_CURVES = {"epoch", "step", "lr", "time", "time_s", "epoch_time_s", "jets_per_s", "data_wait"}
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -61,14 +66,15 @@ def _images(paths: Sequence[Path], base: Path) -> list[tuple[str, str | None, st
 
 
 def _history_rows(history: Mapping[str, Sequence[float]]) -> list[list[str]]:
-    """Per curve: epochs, first, last, best value (min for losses, max otherwise) and its epoch."""
+    """Per curve (readable name): epochs, first, last, best value (min for losses, max otherwise), its epoch."""
     rows = []
     for key, values in history.items():
         if key in _NOT_CURVES or len(values) == 0:
             continue
         v = [float(x) for x in values]
         best = min(v) if "loss" in key else max(v)
-        rows.append([key, str(len(v)), f"{v[0]:.4g}", f"{v[-1]:.4g}", f"{best:.4g}", str(v.index(best) + 1)])
+        first, last = f"{v[0]:.4g}", f"{v[-1]:.4g}"
+        rows.append([curve_label(key), str(len(v)), first, last, f"{best:.4g}", str(v.index(best) + 1)])
     return rows
 
 
@@ -116,6 +122,122 @@ def _html_page(title: str, body: str) -> str:
     )
 
 
+_SECTIONS = (  # (title, plot stems, caption): the order a talk shows them in
+    ("ROC and background rejection", ("roc", "rejection"),
+     "ROC curve (its area is the AUC) and background rejection 1/εB against signal efficiency εS on "
+     "a log scale; the markers are the working points quoted in the metrics table."),
+    ("Score distributions", ("scores",),
+     "Classifier output per class, train (filled) and test (points), normalised to unit area."),
+    ("Learning curves", ("history",), ""),
+)
+_HEADLINE = ("accuracy", "auc")
+_CLASS_NAMES = {"0": "background", "1": "signal"}
+_IDENTITY = {"model", "n_params", "train_time_s", "inference_jets_per_cpu_s"}  # in the header, not the table
+
+
+def _metric_name(key: str) -> str:
+    m = re.fullmatch(r"rej(\d+)", key)
+    if m:
+        return f"Background rejection 1/εB at εS = {int(m.group(1))}%"
+    m = re.fullmatch(r"ks_(pvalue|stat)_(\d+)", key)
+    if m:
+        what = "p-value" if m.group(1) == "pvalue" else "statistic"
+        return f"KS {what} train vs test, {_CLASS_NAMES.get(m.group(2), 'class ' + m.group(2))}"
+    names = {"accuracy": "Accuracy", "auc": "AUC (area under the ROC curve)", "n_jets": "Test jets"}
+    return names.get(key, key)
+
+
+def _metric_rows(flat: Mapping[str, Any]) -> list[list[str]]:
+    """Headline metrics first (accuracy, AUC, rejections, test jets), then the rest as dotted keys."""
+    first = [k for k in _HEADLINE if k in flat] + sorted(k for k in flat if re.fullmatch(r"rej\d+", k))
+    first += ["n_jets"] if "n_jets" in flat else []
+    first += sorted(k for k in flat if re.fullmatch(r"ks_pvalue_\d+", k))
+    rest = [k for k in flat if k not in first and k not in _IDENTITY]
+    return [[_metric_name(k), format_cell(k, flat[k], n_seeds=2)] for k in first + rest]
+
+
+def _summary(
+    metrics: Mapping[str, Any], info: Mapping[str, Any], history: Mapping[str, Sequence[float]]
+) -> list[list[str]]:
+    """The header: model, parameters, training time and speed, data sizes, seed (what is known)."""
+
+    def get(key: str) -> Any:
+        return info.get(key, metrics.get(key))
+
+    rows = []
+    if get("model") is not None:
+        rows.append(["Model", str(get("model"))])
+    if get("n_params") is not None:
+        rows.append(["Trainable parameters", format_cell("n_params", int(get("n_params")))])
+    epochs = len(next((v for k, v in history.items() if "loss" in k), []))
+    if get("train_time_s") is not None:
+        per_epoch = f" ({epochs} epochs)" if epochs else ""
+        rows.append(["Training time", f"{float(get('train_time_s')):.1f} s{per_epoch}"])
+    speed = [float(x) for x in history.get("jets_per_s", []) if x == x]
+    if speed:
+        median = sorted(speed)[len(speed) // 2]
+        rows.append(["Training throughput", f"{median:,.0f} jets/s (median over epochs)"])
+    if get("inference_jets_per_cpu_s") is not None:
+        rows.append(["Inference speed", f"{float(get('inference_jets_per_cpu_s')):,.0f} jets per CPU second"])
+    sizes = [f"{info[k]:,} {k[2:]}" for k in ("n_train", "n_val", "n_test") if info.get(k) is not None]
+    if sizes:
+        rows.append(["Jets", " / ".join(sizes)])
+    if info.get("seed") is not None:
+        rows.append(["Seed", str(info["seed"])])
+    return rows
+
+
+def _ks_sentence(flat: Mapping[str, Any]) -> str:
+    """The Kolmogorov-Smirnov overtraining result of metrics.json in words ("" when absent)."""
+    found = sorted((m.group(1), float(v)) for k, v in flat.items()
+                   if (m := re.search(r"ks_pvalue_(\d+)$", k)) and isinstance(v, (int, float)))
+    if not found:
+        return ""
+    ps = ", ".join(f"{_CLASS_NAMES.get(c, 'class ' + c)} p = {p:.3f}" for c, p in found)
+    verdict = ("no sign of overtraining (all p ≥ 0.05)" if min(p for _, p in found) >= 0.05
+               else "p < 0.05: the train and test scores differ, a sign of overtraining")
+    return f"Kolmogorov–Smirnov test of train against test scores: {ps}; {verdict}."
+
+
+def _group_images(
+    images: Sequence[tuple[str, str | None, str | None]], keep: Sequence[str] = ()
+) -> list[tuple[str, list, str]]:
+    """Images sorted into the report sections (title, images, caption); unknown stems go to "Other plots".
+
+    A section without images is left out unless its title is in ``keep`` (it has text of its own).
+    """
+    out, used = [], set()
+    for title, stems, caption in _SECTIONS:
+        group = [im for stem in stems for im in images if im[0] == stem]
+        used.update(im[0] for im in group)
+        if group or title in keep:
+            out.append((title, group, caption))
+    other = [im for im in images if im[0] not in used]
+    if other:
+        out.append(("Other plots", other, ""))
+    return out
+
+
+def _sections(
+    groups: list[tuple[str, list, str]], extra: Mapping[str, tuple[str, str]]
+) -> tuple[list[str], list[str]]:
+    """Markdown and HTML of the plot sections; ``extra`` maps a title to (markdown, html) after its images."""
+    md, page = [], []
+    for title, images, caption in groups:
+        md += [f"## {title}\n", _md_figures(images)]
+        figures = _html_figures(images)
+        if len(images) > 1:  # e.g. ROC and rejection side by side, as on a slide
+            figures = f'<div class="row">{figures}</div>\n'
+        page += [f"<h2>{html.escape(title)}</h2>\n", figures]
+        if caption:
+            md.append(f"_{caption}_\n")
+            page.append(f"<p><em>{html.escape(caption)}</em></p>\n")
+        text_md, text_html = extra.get(title, ("", ""))
+        md += [text_md] if text_md else []
+        page += [text_html] if text_html else []
+    return md, page
+
+
 def write_report(
     run_dir: str | Path,
     *,
@@ -124,36 +246,51 @@ def write_report(
     metrics: Mapping[str, Any],
     plots: Sequence[str | Path] = (),
     history: Mapping[str, Sequence[float]] | None = None,
+    info: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``run_dir``: one page to paste into a talk.
 
-    Sections: metrics table (nested dicts flattened to dotted keys; rejections with 1 decimal,
-    ``(mean, std)`` pairs as "mean ± std"), plots (PNG embedded, PDF linked; pass the learning-curve
-    plot of :func:`hepnn.evaluate.plots.plot_history` here), a first/last/best table of the learning
-    curves in ``history``, and the resolved configuration (collapsed in HTML). Draws nothing itself.
+    Sections: a header (model, parameters, training time and throughput, inference jets per CPU second,
+    jets per split, seed;
+    from ``info`` = run.json, else from ``metrics``), the metrics table (headline metrics first; nested
+    dicts flattened to dotted keys; rejections with 1 decimal, ``(mean, std)`` as "mean ± std"), the
+    ROC and rejection plots side by side, the score distributions with the Kolmogorov-Smirnov
+    overtraining result in words, the learning curves (plot plus a first/last/best table of
+    ``history``), any other plots, and the resolved configuration (collapsed in HTML). Plots are
+    sorted into sections by file stem (``roc``, ``rejection``, ``scores``, ``history``); PNGs are
+    embedded, PDFs linked. Draws nothing itself.
 
     Returns:
         ``(markdown_path, html_path)``.
     """
     run_dir = Path(run_dir)
-    plot_paths = [Path(p) for p in plots]
+    history = dict(history or {})
     flat = _flatten(metrics)
-    metric_rows = [[k, format_cell(k, v, n_seeds=2)] for k, v in flat.items()]
-    images = _images(plot_paths, run_dir)
-    hist_rows = _history_rows(history) if history else []
+    summary = _summary(metrics, dict(info or {}), history)
+    metric_rows = _metric_rows(flat)
+    hist_rows = _history_rows(history)
     fence = "````" if "```" in config_yaml else "```"
+    groups = _group_images(_images([Path(p) for p in plots], run_dir), keep=["Learning curves"] if hist_rows else [])
+    ks = _ks_sentence(flat)
+    extra = {"Score distributions": (f"{ks}\n", f"<p>{html.escape(ks)}</p>\n") if ks else ("", ""),
+             "Learning curves": (_md_table(_HISTORY_HEADER, hist_rows), _html_table(_HISTORY_HEADER, hist_rows))
+             if hist_rows else ("", "")}
+    if ks and not any(t == "Score distributions" for t, _, _ in groups):
+        metric_rows.append(["Overtraining check", ks])
 
-    md = [f"# {title}\n", f"_{_stamp()}_\n", "## Metrics\n", _md_table(["Metric", "Value"], metric_rows)]
-    page = ["<h2>Metrics</h2>\n", _html_table(["Metric", "Value"], metric_rows)]
-    if images:
-        md += ["## Plots\n", _md_figures(images)]
-        page += ["<h2>Plots</h2>\n", _html_figures(images)]
-    if hist_rows:
-        md += ["## Learning curves\n", _md_table(_HISTORY_HEADER, hist_rows)]
-        page += ["<h2>Learning curves</h2>\n", _html_table(_HISTORY_HEADER, hist_rows)]
+    md = [f"# {title}\n", f"_{_stamp()}_\n"]
+    page = []
+    if summary:
+        md.append(_md_table(["Run", ""], summary))
+        page.append(_html_table(["Run", ""], summary))
+    md += ["## Metrics\n", _md_table(["Metric", "Value"], metric_rows)]
+    page += ["<h2>Metrics</h2>\n", _html_table(["Metric", "Value"], metric_rows)]
+    sec_md, sec_html = _sections(groups, extra)
+    md += sec_md
+    page += sec_html
     md += ["## Configuration\n", f"{fence}yaml\n{config_yaml.rstrip()}\n{fence}\n"]
     page.append(
-        "<details>\n<summary>Configuration</summary>\n"
+        "<h2>Configuration</h2>\n<details>\n<summary>Resolved config.yaml</summary>\n"
         f"<pre>{html.escape(config_yaml.rstrip())}</pre>\n</details>\n"
     )
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
@@ -165,33 +302,37 @@ def write_report(
 def write_comparison_report(
     out_dir: str | Path,
     rows: Sequence[Mapping[str, Any]],
-    roc_plot: str | Path | Sequence[str | Path] | None = None,
+    plots: str | Path | Sequence[str | Path] | None = None,
     *,
     title: str = "Model comparison",
     columns: Sequence[str] = DEFAULT_COLUMNS,
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``: the table of
-    :func:`hepnn.evaluate.compare.compare_runs` rows (mean ± std over seeds) and the overlaid ROC plot.
+    :func:`hepnn.evaluate.compare.compare_runs` rows (mean ± std over seeds where a row has several)
+    and the overlaid ROC and rejection plots (``plots``: one path or several; sorted into sections
+    by stem as in :func:`write_report`).
 
     Returns:
         ``(markdown_path, html_path)``.
     """
     out_dir = Path(out_dir)
-    if roc_plot is None:
-        plots: list[Path] = []
-    elif isinstance(roc_plot, (str, Path)):
-        plots = [Path(roc_plot)]
+    if plots is None:
+        paths: list[Path] = []
+    elif isinstance(plots, (str, Path)):
+        paths = [Path(plots)]
     else:
-        plots = [Path(p) for p in roc_plot]
-    images = _images(plots, out_dir)
+        paths = [Path(p) for p in plots]
+    groups = _group_images(_images(paths, out_dir))
     seeds = sorted({int(r.get("n_seeds", 1)) for r in rows})
-    note = f"Mean ± standard deviation over seeds (per row: {', '.join(map(str, seeds))})."
-    md = [f"# {title}\n", f"_{_stamp()}_\n", note + "\n", to_markdown(rows, columns)]
+    note = (f"{len(rows)} configuration(s). Where a row has several seeds, its numbers are the mean ± "
+            f"standard deviation over them (seeds per row: {', '.join(map(str, seeds))}); the curves "
+            "show each row's first seed.")
+    md = [f"# {title}\n", f"_{_stamp()}_\n", "## Metrics\n", note + "\n", to_markdown(rows, columns)]
     header = [HEADERS.get(c, c) for c in columns]
-    page = [f"<p>{html.escape(note)}</p>\n", _html_table(header, table_cells(rows, columns))]
-    if images:
-        md += ["## ROC curves\n", _md_figures(images)]
-        page += ["<h2>ROC curves</h2>\n", _html_figures(images)]
+    page = ["<h2>Metrics</h2>\n", f"<p>{html.escape(note)}</p>\n", _html_table(header, table_cells(rows, columns))]
+    sec_md, sec_html = _sections(groups, {})
+    md += sec_md
+    page += sec_html
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     write_text_atomic(md_path, "\n".join(md))
     write_text_atomic(html_path, _html_page(title, "".join(page)))
