@@ -95,3 +95,18 @@ def test_identity_fields_in_metrics_do_not_override_row():
     (row,) = compare_runs(runs)
     assert row["n_params"] == 1234567 and row["n_seeds"] == 2
     assert "| a | mlp | 2 | 1,234,567 |" in to_markdown([row])
+
+
+def test_seed_repeats_group_together_across_hepnn_versions():
+    """A config written before a key existed (so without it) groups with one that has the default."""
+    import yaml
+
+    from hepnn.config import dump_config, load_config
+    from hepnn.evaluate.comparison import _config_key
+
+    new = yaml.safe_load(dump_config(load_config("configs/top_tagging/pfn.yaml", ["train.seed=1"])))
+    old = yaml.safe_load(dump_config(load_config("configs/top_tagging/pfn.yaml", ["train.seed=2"])))
+    del old["train"]["time_limit"], old["evaluate"]["overtraining_jets"]
+    assert _config_key(yaml.safe_dump(new)) == _config_key(yaml.safe_dump(old))
+    other = yaml.safe_load(dump_config(load_config("configs/top_tagging/pfn.yaml", ["train.optimizer.lr=0.01"])))
+    assert _config_key(yaml.safe_dump(other)) != _config_key(yaml.safe_dump(new))

@@ -13,11 +13,16 @@ from hepnn.errors import HepnnError
 
 
 def _config_key(cfg_text: str) -> str:
-    """Hash of the resolved config with the seed removed: runs with equal keys differ only by seed."""
+    """Hash of the resolved config with the seed removed: runs with equal keys differ only by seed.
+
+    The config goes through the schema first, so a key added to hepnn later (present with its default
+    in new runs, absent from old ones) does not split runs that differ only by seed."""
     import yaml
 
-    cfg = yaml.safe_load(cfg_text)
-    cfg.get("train", {}).pop("seed", None)
+    from hepnn.config import RunConfig
+
+    cfg = RunConfig.model_validate(yaml.safe_load(cfg_text)).model_dump(mode="json")
+    cfg["train"].pop("seed", None)
     return hashlib.sha1(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:8]
 
 

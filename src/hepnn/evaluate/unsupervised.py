@@ -108,7 +108,8 @@ def _plots(cfg: RunConfig, run_dir: Path, test: dict, latent: np.ndarray | None,
         out += P.plot_distributions({"QCD (label 0)": s[y == 0], "top (label 1)": s[y == 1]}, pdir / "scores",
                                     xlabel="anomaly score", logy=True)
         eps_b, eps_s, _ = M.roc_curve(y == 1, s)
-        out += P.plot_roc({cfg.model.name: (eps_s, eps_b)}, pdir / "roc", effs=cfg.evaluate.signal_efficiencies)
+        curves, effs = {cfg.model.name: (eps_s, eps_b)}, cfg.evaluate.signal_efficiencies
+        out += P.plot_roc(curves, pdir / "roc", effs=effs) + P.plot_rejection(curves, pdir / "rejection", effs=effs)
     if latent is not None:
         out += _plot_latent(latent, y, pdir / "latent")
     for name, (real, gen) in overlays.items():
