@@ -178,9 +178,32 @@ def test_loader_covers_every_jet_once_per_epoch(jets):
     assert 0 < loader.wait_fraction <= 1
 
 
-def test_unshuffled_loader_keeps_file_order(jets):
-    loader = JetLoader(jets, BatchBuilder(fields=("p4", "y"), task="regress"), batch_size=16, shuffle=False)
+def test_unshuffled_loader_keeps_file_order_without_bucketing(jets):
+    loader = JetLoader(jets, BatchBuilder(fields=("p4", "y"), task="regress"), batch_size=16, shuffle=False,
+                       bucketing=False)
     assert sum(epoch_ids(loader), []) == list(range(40))
+
+
+def test_unshuffled_bucketed_loader_sorts_and_predictions_return_in_file_order(jets):
+    from hepnn.train.engine import predict_outputs
+
+    builder = BatchBuilder(fields=("p4", "mask", "y"), task="regress")
+    loader = JetLoader(jets, builder, batch_size=8, shuffle=False, pool=10**6)
+    ids = np.array(sum(epoch_ids(loader), []), dtype=np.int64)  # y = jet_id
+    assert sorted(ids) == list(range(40)) and list(ids) == list(loader.order())
+    assert list(jets.counts[ids]) == sorted(jets.counts)  # one pool: sorted by multiplicity
+
+    class JetIndex(torch.nn.Module):  # "predicts" each jet's particle count from its mask
+        def forward(self, batch):
+            return batch.mask.sum(1, keepdim=True).float()
+
+    class Task:
+        def outputs(self, model, batch):
+            return {"pred": model(batch)[:, 0], "y": batch.y, "loss": torch.zeros(1)}
+
+    out = predict_outputs(JetIndex(), Task(), loader)
+    np.testing.assert_array_equal(out["pred"], jets.counts)  # file order again
+    assert out["loss"].shape == (len(loader),)  # one loss per batch, not reordered
 
 
 def test_resume_yields_the_same_remaining_batches(jets):

@@ -153,12 +153,14 @@ class JetLoader:
     The batches of epoch ``e`` are a pure function of (``seed + e``, the jets), so ``state_dict()``
     (epoch, batches consumed) is enough to resume exactly: a resumed run sees the same remaining
     batches. A completed pass moves on to the next epoch; ``set_epoch`` may also be called each epoch.
-    Unshuffled passes keep file order (so predictions line up with the file) and do not bucket.
+    Unshuffled passes are the same every epoch; with bucketing they are sorted by multiplicity
+    within pools (far less padding for evaluation), and ``order()`` maps outputs back to file order
+    (``predict_outputs`` does).
 
     Args:
         jets: the data; builder: what each batch holds; batch_size: jets per batch.
         shuffle: random order each epoch; seed: base seed (epoch ``e`` uses ``seed + e``).
-        bucketing: group jets of similar multiplicity (see ``bucket_batches``) when shuffling.
+        bucketing: group jets of similar multiplicity (see ``bucket_batches``).
         drop_last: drop the final partial batch.
     """
 
@@ -178,11 +180,16 @@ class JetLoader:
     def batches(self, epoch: int | None = None) -> list[np.ndarray]:
         """Jet indices of every batch of ``epoch`` (default: the current one), in order."""
         seed = self.seed + (self.epoch if epoch is None else epoch)
-        if self.shuffle and self.bucketing and self.builder.pads:
-            return bucket_batches(self.jets.counts, self.batch_size, shuffle=True, seed=seed,
+        if self.bucketing and self.builder.pads:
+            return bucket_batches(self.jets.counts, self.batch_size, shuffle=self.shuffle, seed=seed,
                                   pool=self.pool, drop_last=self.drop_last)
         return plain_batches(len(self.jets), self.batch_size, shuffle=self.shuffle, seed=seed,
                              drop_last=self.drop_last)
+
+    def order(self) -> np.ndarray:
+        """Jet indices in the order this epoch's batches hand them out."""
+        batches = self.batches()
+        return np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (the same epoch again keeps a resumed position)."""

@@ -230,8 +230,12 @@ class Engine:
 @torch.no_grad()
 def predict_outputs(model: nn.Module, task: Task, loader: Iterable[Batch], device: torch.device | str = "cpu",
                     autocast: Any = contextlib.nullcontext) -> dict[str, np.ndarray]:
-    """Run ``task.outputs`` over every batch in eval mode and concatenate (numpy, float32)."""
+    """Run ``task.outputs`` over every batch in eval mode and concatenate (numpy, float32).
+
+    Per-jet outputs come back in the jets' own order, also from a loader that sorts them by
+    multiplicity (one with ``order()``); "loss" stays one value per batch."""
     model.eval()
+    order = loader.order() if hasattr(loader, "order") else None
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in loader:
         with autocast():
@@ -239,7 +243,11 @@ def predict_outputs(model: nn.Module, task: Task, loader: Iterable[Batch], devic
         for k, v in out.items():
             if v is not None:
                 parts.setdefault(k, []).append(v.detach().float().cpu())
-    return {k: torch.cat(v).numpy() for k, v in parts.items()}
+    result = {k: torch.cat(v).numpy() for k, v in parts.items()}
+    if order is not None and len(order) and np.any(order != np.arange(len(order))):
+        inverse = np.argsort(order)
+        result.update({k: v[inverse] for k, v in result.items() if k != "loss"})
+    return result
 
 
 def _len(loader: Iterable[Batch]) -> int | None:

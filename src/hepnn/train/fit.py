@@ -255,10 +255,13 @@ def make_builder(cfg: RunConfig, pre: dict[str, Any], *, kind: str, fields: Sequ
 
 
 def eval_loader(cfg: RunConfig, builder: Any, jets: Any) -> Any:
-    """Unshuffled, unbucketed batches of ``jets`` in file order (predictions line up with the file)."""
+    """Unshuffled batches of ``jets``, sorted by multiplicity when bucketing (``predict_outputs``
+    puts the outputs back in file order). The training batch size: pair-feature models hold
+    (B, N, N, C) tensors, so a larger evaluation batch costs memory bandwidth, not speed."""
     from hepnn.data.loader import JetLoader
 
-    return JetLoader(jets, builder, batch_size=max(cfg.data.batch_size, 512), shuffle=False)
+    return JetLoader(jets, builder, batch_size=cfg.data.batch_size, shuffle=False,
+                     bucketing=cfg.data.bucketing, pool=10**6)
 
 
 def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run_dir: Path, *,
