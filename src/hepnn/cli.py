@@ -94,7 +94,7 @@ def run() -> None:
         sys.exit(2)
 
 
-Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.lr=3e-4.")]
+Overrides = Annotated[Optional[list[str]], typer.Argument(help="Dotted overrides, e.g. train.optimizer.lr=0.0003.")]
 
 
 @app.command()

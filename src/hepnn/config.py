@@ -1,6 +1,6 @@
 """Typed schemas for a run: one YAML file, dotted overrides on the command line, validated once.
 
->>> cfg = load_config("configs/top_tagging/pfn.yaml", ["train.lr=3e-4", "train.epochs=2"])
+>>> cfg = load_config("configs/top_tagging/pfn.yaml", ["train.optimizer.lr=0.0003", "train.epochs=2"])
 
 An unknown key or a wrong type is a ``ConfigError`` that names the dotted key, the value given and
 the allowed keys. Library functions take plain arguments; only the CLI and factories read a config.
@@ -233,9 +233,9 @@ class RunConfig(_Section):
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"train.lr=3e-4"`` -> (["train", "lr"], 0.0003). Values are parsed as YAML scalars/lists."""
+    """``"train.optimizer.lr=0.0003"`` -> (["train", "lr"], 0.0003). Values are parsed as YAML scalars/lists."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.lr=3e-4)")
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. train.optimizer.lr=0.0003)")
     key, _, raw = item.partition("=")
     key = key.strip()
     if not key or any(not part for part in key.split(".")):

@@ -108,3 +108,18 @@ def test_streaming_run_matches_the_memory_contract(tmp_path):
     info = json.loads((run_dir / "run.json").read_text())
     assert info["n_train"] is None and info["n_test"] == 200
     assert {"auc", "rej30"} <= set(json.loads((run_dir / "metrics.json").read_text()))
+
+
+def test_pca_with_fewer_components_sizes_the_model_and_balanced_weights_evaluate(tmp_path, sample_path):
+    """PCA keeps 3 of 5 jet observables: the MLP's input is 3 wide; balanced class weights score too."""
+    from hepnn import evaluate_run, fit, load_config
+    from hepnn.errors import ConfigError
+
+    overrides = ["data.max_jets=600", "train.epochs=1", "evaluate.plots=false", "train.class_weights=balanced",
+                 "preprocess=[{block: jet, kind: standardize}, {block: jet, kind: pca, params: {n_components: 3}}]"]
+    run = fit(load_config("configs/top_tagging/mlp.yaml", overrides), tmp_path / "run", progress=False)
+    assert 0.5 < evaluate_run(run)["auc"] <= 1.0
+    cfg = load_config("configs/top_tagging/mlp.yaml",
+                      [*overrides[:3], "preprocess=[{block: jet, kind: pca, params: {n_components: 0.9}}]"])
+    with pytest.raises(ConfigError, match="n_components=0.9"):
+        fit(cfg, tmp_path / "run2", progress=False)

@@ -24,7 +24,7 @@ JET_KINEMATICS = ("jet_pt", "jet_eta", "jet_phi", "jet_mass")
 TRUTH = ("truth_pt", "truth_eta", "truth_phi", "truth_mass")
 LABEL = "label"
 
-REQUIRED = (*PARTICLE_P4, LABEL)
+REQUIRED = PARTICLE_P4  # the label is needed to train, not to predict or inspect
 
 # Other layouts' names for canonical columns (JetClass/weaver ROOT branches, common variants).
 ALIASES: dict[str, tuple[str, ...]] = {

@@ -59,9 +59,10 @@ class _FileStats:
     def add(self, chunk: ak.Array) -> None:
         if not self.columns:
             self.columns = {name: str(chunk[name].type.content) for name in chunk.fields}
-        values, n = np.unique(ak.to_numpy(chunk.label), return_counts=True)
-        for v, c in zip(values.tolist(), n.tolist()):
-            self.labels[v] = self.labels.get(v, 0) + c
+        if "label" in chunk.fields:  # unlabelled data (to predict on) has none
+            values, n = np.unique(ak.to_numpy(chunk.label), return_counts=True)
+            for v, c in zip(values.tolist(), n.tolist()):
+                self.labels[v] = self.labels.get(v, 0) + c
         self.counts.append(ak.to_numpy(ak.num(chunk.part_E, axis=1)).astype(np.int32))
         # float64 sums: the jet mass is a difference of large numbers
         e, px, py, pz = (ak.to_numpy(ak.sum(ak.values_astype(chunk[c], np.float64), axis=1))
@@ -124,9 +125,9 @@ def render_inspect(summaries: list[dict[str, Any]], memory_limit: int = DEFAULT_
         lines.append("  columns: " + ", ".join(f"{k} [{t}]" for k, t in s["columns"].items()))
         names = s.get("classes") or []
         total = max(s["jets"], 1)
-        lines.append("  labels: " + ", ".join(
+        lines.append("  labels: " + (", ".join(
             f"{lab}{f' ({names[lab]})' if lab < len(names) else ''}: {n} ({100 * n / total:.1f}%)"
-            for lab, n in s["labels"].items()))
+            for lab, n in s["labels"].items()) or "none (no label column: fine to predict on, not to train)"))
         m = s["multiplicity"]
         lines.append("  multiplicity: " + ", ".join(f"{k} {v:.4g}" for k, v in m.items()))
         for name, st in s["stats"].items():

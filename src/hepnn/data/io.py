@@ -87,14 +87,14 @@ def expand_paths(path_or_paths: str | os.PathLike[str] | Iterable[str | os.PathL
         if glob.has_magic(text):
             matches = sorted(glob.glob(text))
             if not matches:
-                raise DataError(f"{text}: the pattern matches no file; check the path in data.files")
+                raise DataError(f"{text}: the pattern matches no file; check the path in data.train (or data.val, data.test)")
             out.extend(Path(m) for m in matches)
         else:
             if not Path(text).is_file():
-                raise DataError(f"{text}: file not found; check the path in data.files")
+                raise DataError(f"{text}: file not found; check the path in data.train (or data.val, data.test)")
             out.append(Path(text))
     if not out:
-        raise DataError("no data files given; set data.files to one or more paths or globs")
+        raise DataError("no data files given; set data.train to one or more paths or globs")
     for p in out:
         file_format(p)
     return out
@@ -162,7 +162,7 @@ def iter_chunks(
             if len(chunk):
                 yield chunk
         if offset == 0:
-            raise DataError(f"{path}: the file holds 0 jets; remove it from data.files or regenerate it")
+            raise DataError(f"{path}: the file holds 0 jets; remove it from data.train (or data.val, data.test) or regenerate it")
 
 
 def read_jets(

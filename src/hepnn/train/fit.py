@@ -48,9 +48,9 @@ def model_inputs(cfg: RunConfig, spec: Any) -> dict[str, int]:
 
     params, kw = spec.params(), {}
     if "in_features" in params:
-        kw["in_features"] = feature_dim(cfg.data.particle_features)
+        kw["in_features"] = _width_after_preprocess(cfg, "particle", feature_dim(cfg.data.particle_features))
     if "jet_features" in params:
-        kw["jet_features"] = len(cfg.data.jet_features)
+        kw["jet_features"] = _width_after_preprocess(cfg, "jet", len(cfg.data.jet_features))
     if "num_classes" in params:  # outputs: one per class, one logit for bce, one value for regression
         classify = task_kind(cfg) == "classify" and cfg.train.loss != "bce"
         kw["num_classes"] = cfg.data.num_classes if classify else 1
@@ -60,6 +60,19 @@ def model_inputs(cfg: RunConfig, spec: Any) -> dict[str, int]:
     if clash:
         raise ConfigError(f"model.params.{clash[0]} is set from the data config; remove it from model.params")
     return kw
+
+
+def _width_after_preprocess(cfg: RunConfig, block: str, width: int) -> int:
+    """Feature count the model sees: a PCA step replaces its columns by ``n_components``."""
+    for step in cfg.preprocess:
+        if step.block != block or step.kind != "pca" or step.params.get("n_components") is None:
+            continue
+        k = step.params["n_components"]
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"preprocess pca n_components={k!r} on the {block} block: give a whole number of "
+                              "components (the model's input size is fixed before the data is read)")
+        width = width - (len(step.columns) if step.columns else width) + k
+    return width
 
 
 def build_model(cfg: RunConfig) -> Any:
@@ -199,7 +212,7 @@ def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndar
     if kind == "classify":
         name = resolve_loss_name(tc.loss, num_classes)
         weights = None
-        if tc.class_weights == "balanced":
+        if tc.class_weights == "balanced" and train_labels is not None:  # None: scoring only
             weights = balanced_class_weights(torch.as_tensor(train_labels), num_classes)
         elif isinstance(tc.class_weights, list):
             weights = torch.tensor(tc.class_weights, dtype=torch.float32)
