@@ -200,6 +200,7 @@ class TuneConfig(_Section):
     direction: Literal["maximize", "minimize"] | None = None  # None: maximize auc/acc/rej, minimize the rest
     n_trials: int | None = Field(None, ge=1)  # None: the grid size for sampler=grid, else 20
     sampler: Literal["grid", "random", "bayes", "gp"] = "bayes"  # bayes = TPE, gp = Gaussian process
+    n_startup_trials: int = Field(10, ge=0)  # bayes/gp: random trials before the model guides the search
     pruner: Literal["none", "median", "halving"] = "none"  # halving = successive halving
     pruner_warmup: int = Field(1, ge=0)  # epochs every trial runs before it may be pruned
     report_metric: str | None = None  # per-epoch metric the pruner sees (default: from `metric`)

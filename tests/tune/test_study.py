@@ -173,3 +173,12 @@ def test_direction_mismatch_with_the_stored_study(tmp_path):
         run_study(config(n_trials=2, sampler="random", direction="minimize"), tmp_path, train_fn=fake_fit)
     with pytest.raises(ConfigError, match="another tune.space"):
         run_study(config(n_trials=2, sampler="random", space={"train.optimizer.lr": LR}), tmp_path, train_fn=fake_fit)
+
+
+def test_bayesian_samplers_take_the_number_of_random_startup_trials():
+    from hepnn.config import load_config
+    from hepnn.tune.study import make_sampler
+
+    for sampler in ("bayes", "gp"):
+        cfg = load_config("configs/top_tagging/mlp_tune.yaml", [f"tune.sampler={sampler}", "tune.n_startup_trials=3"])
+        assert make_sampler(cfg.tune, seed=0)._n_startup_trials == 3

@@ -175,8 +175,8 @@ def make_sampler(tune: TuneConfig, seed: int) -> Any:
     if tune.sampler == "random":
         return samplers.RandomSampler(seed=seed)
     if tune.sampler == "gp":
-        return samplers.GPSampler(seed=seed)
-    return samplers.TPESampler(seed=seed)
+        return samplers.GPSampler(seed=seed, n_startup_trials=tune.n_startup_trials)
+    return samplers.TPESampler(seed=seed, n_startup_trials=tune.n_startup_trials)
 
 
 def make_pruner(tune: TuneConfig) -> Any:
