@@ -122,13 +122,31 @@ def export_onnx(model: nn.Module, inputs: Sequence[str], example: Batch, path: s
 
 
 def _translations() -> dict[Any, Any]:
-    """ONNX translations torch 2.13 lacks: hypot (pT = hypot(px, py) in many models) as sqrt(x^2 + y^2)."""
+    """ONNX translations torch 2.13 / ONNX Runtime lack.
+
+    hypot (pT = hypot(px, py) in many models) as sqrt(x^2 + y^2); asinh (ParT's pair rapidity, computed
+    in float64, where ONNX Runtime's CPU Asinh kernel is float32-only) as sign(x) ln(|x| + sqrt(x^2 + 1)).
+    """
     from onnxscript import opset18 as op
 
     def hypot(x, y):
         return op.Sqrt(op.Add(op.Mul(x, x), op.Mul(y, y)))
 
-    return {torch.ops.prims.hypot.default: hypot, torch.ops.aten.hypot.default: hypot}
+    def asinh(x):
+        a = op.Abs(x)
+        one = op.CastLike(1.0, x)
+        return op.Mul(op.Sign(x), op.Log(op.Add(a, op.Sqrt(op.Add(op.Mul(a, a), one)))))
+
+    def atan2(y, x):  # ONNX Runtime's CPU Atan is float32-only: float64 (ParT's φ) goes through float32
+        pi = op.CastLike(3.141592653589793, y)
+        zero = op.CastLike(0.0, y)
+        at = op.CastLike(op.Atan(op.Cast(op.Div(y, x), to=1)), y)  # to=1: FLOAT
+        turned = op.Where(op.GreaterOrEqual(y, zero), op.Add(at, pi), op.Sub(at, pi))
+        origin = op.And(op.Equal(x, zero), op.Equal(y, zero))  # torch: atan2(0, 0) = 0 (padded particles)
+        return op.Where(origin, zero, op.Where(op.Less(x, zero), turned, at))
+
+    return {torch.ops.prims.hypot.default: hypot, torch.ops.aten.hypot.default: hypot,
+            torch.ops.aten.asinh.default: asinh, torch.ops.aten.atan2.default: atan2}
 
 
 def root_cause(err: BaseException) -> str:

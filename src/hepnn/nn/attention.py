@@ -77,7 +77,10 @@ class MultiHeadAttention(nn.Module):
         k, v = self.kv(context).reshape(b, nk, 2, h, c // h).permute(2, 0, 3, 1, 4)  # 2 × (B, H, Nk, D)
         p = self.dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)  # (B, H, Nq, D)
-        return self.proj(y.transpose(1, 2).reshape(b, nq, c))  # (B, Nq, C)
+        # an explicit copy, not reshape: SDPA's output layout depends on the backend, and torch.export
+        # (ONNX) records reshape as a view that is invalid once SDPA is decomposed (see compress/export.py)
+        y = y.transpose(1, 2).clone(memory_format=torch.contiguous_format)  # (B, Nq, H, D)
+        return self.proj(y.view(b, nq, c))  # (B, Nq, C)
 
 
 def feed_forward(dim: int, expansion: int, dropout: float, post_norm: bool) -> nn.Sequential:
