@@ -74,13 +74,13 @@ def test_onnx_matches_torch(name, real_batches, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="exports now; ONNX Runtime parity at N = 57 still above 1e-4 (float64 pair inputs, "
-                   "atan2/asinh translations), under investigation", strict=False)
 def test_part_particle_axis_is_dynamic(sample_path, tmp_path):
     """ParT exported with 20 particles matches PyTorch at 57 particles and batch sizes 1 and 32.
 
-    Guards the fix in ``MultiHeadAttention``: the head merge after SDPA is an explicit copy (torch.export
-    recorded ``reshape`` as an aten.view that the ONNX decomposition of SDPA made invalid).
+    Guards two fixes: the head merge after SDPA is an explicit copy (torch.export recorded ``reshape``
+    as an aten.view that the ONNX decomposition of SDPA made invalid), and the exported pair embedding
+    runs on the full (N, N) matrix (``triu_indices(n, n)`` was frozen at the example's N = 20, so pairs
+    beyond it got no bias: 0.019 off at N = 57 before).
     """
     import numpy as np
 

@@ -46,6 +46,13 @@ class PairEmbed(nn.Module):
         self.act = nn.GELU()
 
     def forward(self, pairs: Tensor, pair_mask: Tensor) -> Tensor:
+        if torch.compiler.is_exporting() and not self.training:
+            # the same function on every (i, j): triu_indices(n, n) would be frozen at the example's N
+            # in an exported graph; in eval the norms use running statistics, so the mask is not needed
+            h = self.norms[0](pairs, pair_mask)
+            for lin, norm in zip(self.linears, self.norms[1:]):
+                h = self.act(norm(lin(h), pair_mask))  # (B, N, N, D)
+            return self.out(h).permute(0, 3, 1, 2)  # (B, H, N, N)
         # the pair features are symmetric: embed the upper triangle i ≤ j only and mirror it
         b, n = pair_mask.shape[:2]
         i, j = torch.triu_indices(n, n, device=pairs.device)  # (T,) with T = N (N + 1) / 2
