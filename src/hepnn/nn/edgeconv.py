@@ -4,9 +4,16 @@
     x_i' = ReLU( shortcut(x_i) + mean_{j ∈ kNN(i)} h_Θ(x_i, x_j − x_i) )
 
 The graph is rebuilt on every call from ``points`` (the (η, φ) coordinates in ParticleNet's first
-block, the block's input features after). h_Θ is a stack of bias-free Linear → masked batch norm →
-ReLU layers on each edge; the shortcut is Linear → masked batch norm (identity when the widths
-already agree), as in the reference implementation.
+block, the block's input features after). h_Θ is a stack of bias-free Linear → batch norm → ReLU
+layers on each edge; the shortcut is Linear → batch norm (identity when the widths already agree),
+as in the reference implementation.
+
+Layout (why it is fast on a CPU): in training the edge MLP runs on the edges of *real* particles
+only, packed as a 2-D ``(M·k, H)`` matrix (M real particles in the batch), so every layer is one
+plain matmul and every batch norm is torch's fused ``F.batch_norm`` over rows: no (B, N, k, H)
+padding, no masked statistics, no mask multiplications; the result is scattered back into
+(B, N, H). In eval mode every row is kept (no data-dependent shapes, so the block exports to ONNX):
+the norms use running statistics, which are elementwise, and padded rows are zeroed at the end.
 """
 
 from __future__ import annotations
@@ -14,11 +21,19 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hepnn.data.graphs import knn
-from hepnn.nn.graph import gather_neighbours
 from hepnn.nn.norm import MaskedBatchNorm
+
+
+def _norm(norm: MaskedBatchNorm, h: Tensor) -> Tensor:
+    """``norm`` applied to rows that are all real: statistics over every row of ``h (M, C)``."""
+    if norm.training and h.shape[0] < 2:  # F.batch_norm needs two values per channel to train
+        return norm(h, torch.ones(h.shape[0], dtype=torch.bool, device=h.device))
+    return F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                        norm.training, norm.momentum, norm.eps)
 
 
 class EdgeConv(nn.Module):
@@ -28,8 +43,9 @@ class EdgeConv(nn.Module):
     particles are never neighbours of real ones. A particle with fewer than k real neighbours has
     self-filled slots, i.e. edges (x_i, 0), so the mean always runs over k edges.
 
-    Normalization: ``MaskedBatchNorm`` with statistics over real particles' edges only, in place of
-    the paper's BatchNorm, which would count padding and break padding invariance.
+    Normalization: batch norm with statistics over real particles' edges only (the parameters and
+    running averages live in ``MaskedBatchNorm`` modules), in place of the paper's BatchNorm over the
+    padded tensor, which would count padding and break padding invariance.
 
     Args:
         in_features: input channels C.
@@ -52,20 +68,31 @@ class EdgeConv(nn.Module):
             self.shortcut_norm = MaskedBatchNorm(out_features[-1])
 
     def forward(self, points: Tensor, x: Tensor, mask: Tensor) -> Tensor:
+        b, n, c = x.shape
         mask = mask.bool()
-        idx = knn(points, mask, self.k)  # (B, N, k)
+        idx = knn(points, mask, self.k)  # (B, N, k) in [0, N)
+        offset = torch.arange(b, device=x.device).view(b, 1, 1) * n  # (B, 1, 1) first row of each jet
+        nbr = (idx + offset).reshape(b * n, self.k)  # (B*N, k) rows of the neighbours in (B*N)
+        x_flat = x.reshape(b * n, c)  # (B*N, C)
+        # Training: only the M real particles' rows (the norms need their statistics, and padding is
+        # wasted work). Eval: every row, so that no shape depends on the data (ONNX export); the norms
+        # are then elementwise and padded rows are zeroed at the end.
+        rows = mask.reshape(-1).nonzero().squeeze(1) if self.training else None  # (M,)
+        x_i = x_flat if rows is None else x_flat[rows]  # (M, C)
+        nbr = nbr if rows is None else nbr[rows]  # (M, k)
         # First layer on the edge feature [x_i, x_j − x_i] without building it:
         # W [x_i; x_j − x_i] = (W_a − W_b) x_i + W_b x_j, so only the H-wide W_b x is gathered.
-        c = x.shape[-1]
         w = self.linears[0].weight  # (H, 2C)
         w_a, w_b = w[:, :c], w[:, c:]
-        h = (x @ (w_a - w_b).T).unsqueeze(2) + gather_neighbours(x @ w_b.T, idx)  # (B, N, k, H)
-        edge_mask = mask.unsqueeze(-1)  # (B, N, 1) every edge of a real particle is real
-        # Edges of padded particles run through the stack too (cheaper than masking every layer);
-        # they never enter the norm statistics and are zeroed at the end.
-        h = torch.relu_(self.norms[0](h, edge_mask))
+        h = (x_i @ (w_a - w_b).T).unsqueeze(1) + (x_flat @ w_b.T)[nbr]  # (M, k, H)
+        m = h.shape[0]
+        h = h.reshape(m * self.k, -1)  # (M*k, H) one row per edge
+        h = torch.relu_(_norm(self.norms[0], h))
         for linear, norm in zip(self.linears[1:], self.norms[1:]):
-            h = torch.relu_(norm(linear(h), edge_mask))  # (B, N, k, H)
-        h = h.mean(dim=2)  # (B, N, H)
-        short = x if self.shortcut is None else self.shortcut_norm(self.shortcut(x), mask)  # (B, N, H)
-        return torch.relu(h + short) * mask.unsqueeze(-1).to(h.dtype)
+            h = torch.relu_(_norm(norm, linear(h)))  # (M*k, H)
+        h = h.view(m, self.k, -1).mean(dim=1)  # (M, H)
+        short = x_i if self.shortcut is None else _norm(self.shortcut_norm, self.shortcut(x_i))  # (M, H)
+        h = torch.relu(h + short)  # (M, H)
+        if rows is None:
+            return (h * mask.reshape(-1, 1).to(h.dtype)).view(b, n, -1)  # padded rows -> 0
+        return x.new_zeros(b * n, h.shape[-1]).index_copy(0, rows, h).view(b, n, -1)  # (B, N, H)

@@ -1,0 +1,45 @@
+"""weaver-core network config: ParticleNet at the paper's size (arXiv:1902.08570), as in weaver's
+example (jet-universe/particle_transformer networks/example_ParticleNet.py): k=16,
+EdgeConv (64,64,64), (128,128,128), (256,256,256), FC 256 + dropout 0.1, no fusion."""
+
+import os
+import sys
+
+import torch
+from weaver.nn.model.ParticleNet import ParticleNet
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_timing import get_evaluate_fn, get_train_fn  # noqa: E402,F401
+
+
+class ParticleNetWrapper(torch.nn.Module):
+    def __init__(self, **kwargs) -> None:
+        super().__init__()
+        self.mod = ParticleNet(**kwargs)
+
+    def forward(self, points, features, lorentz_vectors, mask):
+        return self.mod(points, features, mask)
+
+
+def get_model(data_config, **kwargs):
+    model = ParticleNetWrapper(
+        input_dims=len(data_config.input_dicts["pf_features"]),
+        num_classes=len(data_config.label_value),
+        conv_params=[(16, (64, 64, 64)), (16, (128, 128, 128)), (16, (256, 256, 256))],
+        fc_params=[(256, 0.1)],
+        use_fusion=False,
+        use_fts_bn=True,
+        use_counts=True,
+    )
+    model_info = {
+        "input_names": list(data_config.input_names),
+        "input_shapes": {k: ((1,) + s[1:]) for k, s in data_config.input_shapes.items()},
+        "output_names": ["softmax"],
+        "dynamic_axes": {**{k: {0: "N", 2: "n_" + k.split("_")[0]} for k in data_config.input_names},
+                         "softmax": {0: "N"}},
+    }
+    return model, model_info
+
+
+def get_loss(data_config, **kwargs):
+    return torch.nn.CrossEntropyLoss()
