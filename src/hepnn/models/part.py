@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from hepnn.data.batch import Batch
 from hepnn.data.features import pair_features
 from hepnn.nn.attention import ParticleAttentionBlock, attention_mask
-from hepnn.nn.norm import MaskedBatchNorm
+from hepnn.nn.norm import MaskedBatchNorm, batch_norm_rows
 from hepnn.registry import register_model
 
 PAIR_NAMES = ("ln_kt", "ln_z", "ln_dr", "ln_m2")
@@ -56,11 +56,20 @@ class PairEmbed(nn.Module):
         # the pair features are symmetric: embed the upper triangle i ≤ j only and mirror it
         b, n = pair_mask.shape[:2]
         i, j = torch.triu_indices(n, n, device=pairs.device)  # (T,) with T = N (N + 1) / 2
-        h, m = pairs[:, i, j], pair_mask[:, i, j]  # (B, T, P), (B, T)
-        h = self.norms[0](h, m)
-        for lin, norm in zip(self.linears, self.norms[1:]):
-            h = self.act(norm(lin(h), m))  # (B, T, D)
-        tri = self.out(h)  # (B, T, H)
+        if self.training:  # only real pairs, packed into rows: batch statistics need no mask
+            rows = pair_mask[:, i, j].reshape(-1).nonzero().squeeze(1)  # (R,) real pairs i ≤ j
+            h = pairs[:, i, j].reshape(b * len(i), -1)[rows]  # (R, P)
+            h = batch_norm_rows(self.norms[0], h)
+            for lin, norm in zip(self.linears, self.norms[1:]):
+                h = self.act(batch_norm_rows(norm, lin(h)))  # (R, D)
+            tri = h.new_zeros(b * len(i), self.out.out_features).index_copy(0, rows, self.out(h))
+            tri = tri.view(b, len(i), -1)  # (B, T, H), 0 at padded pairs
+        else:
+            h, m = pairs[:, i, j], pair_mask[:, i, j]  # (B, T, P), (B, T)
+            h = self.norms[0](h, m)
+            for lin, norm in zip(self.linears, self.norms[1:]):
+                h = self.act(norm(lin(h), m))  # (B, T, D)
+            tri = self.out(h)  # (B, T, H)
         u = tri.new_zeros(b, n, n, tri.shape[-1])  # (B, N, N, H)
         u[:, i, j] = tri
         u[:, j, i] = tri

@@ -21,19 +21,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hepnn.data.graphs import knn
-from hepnn.nn.norm import MaskedBatchNorm
-
-
-def _norm(norm: MaskedBatchNorm, h: Tensor) -> Tensor:
-    """``norm`` applied to rows that are all real: statistics over every row of ``h (M, C)``."""
-    if norm.training and h.shape[0] < 2:  # F.batch_norm needs two values per channel to train
-        return norm(h, torch.ones(h.shape[0], dtype=torch.bool, device=h.device))
-    return F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias,
-                        norm.training, norm.momentum, norm.eps)
+from hepnn.nn.norm import MaskedBatchNorm, batch_norm_rows
 
 
 class EdgeConv(nn.Module):
@@ -87,11 +78,11 @@ class EdgeConv(nn.Module):
         h = (x_i @ (w_a - w_b).T).unsqueeze(1) + (x_flat @ w_b.T)[nbr]  # (M, k, H)
         m = h.shape[0]
         h = h.reshape(m * self.k, -1)  # (M*k, H) one row per edge
-        h = torch.relu_(_norm(self.norms[0], h))
+        h = torch.relu_(batch_norm_rows(self.norms[0], h))
         for linear, norm in zip(self.linears[1:], self.norms[1:]):
-            h = torch.relu_(_norm(norm, linear(h)))  # (M*k, H)
+            h = torch.relu_(batch_norm_rows(norm, linear(h)))  # (M*k, H)
         h = h.view(m, self.k, -1).mean(dim=1)  # (M, H)
-        short = x_i if self.shortcut is None else _norm(self.shortcut_norm, self.shortcut(x_i))  # (M, H)
+        short = x_i if self.shortcut is None else batch_norm_rows(self.shortcut_norm, self.shortcut(x_i))  # (M, H)
         h = torch.relu(h + short)  # (M, H)
         if rows is None:
             return (h * mask.reshape(-1, 1).to(h.dtype)).view(b, n, -1)  # padded rows -> 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -54,3 +55,12 @@ class MaskedBatchNorm(nn.Module):
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
             self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
         return mean, var
+
+
+def batch_norm_rows(norm: MaskedBatchNorm, h: Tensor) -> Tensor:
+    """``norm`` on rows that are all real (packed, no padding): torch's fused batch norm over every
+    row of ``h (M, C)``, the same statistics and running averages as ``norm(h, mask)`` with a full mask."""
+    if norm.training and h.shape[0] < 2:  # F.batch_norm needs two values per channel to train
+        return norm(h, torch.ones(h.shape[0], dtype=torch.bool, device=h.device))
+    return F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                        norm.training, norm.momentum, norm.eps)
