@@ -68,7 +68,7 @@ def summarize(out: Path, models: list[str]) -> list[dict]:
         row = {"model": model, "seeds": len(ms), "n_params": ms[0].get("n_params", 0)}
         for key in ("accuracy", "auc", "rej30", "rej50", "train_time_s", "inference_jets_per_cpu_s"):
             vals = np.array([m[key] for m in ms if key in m], dtype=float)
-            row[key] = (vals.mean(), vals.std(ddof=1) if len(vals) > 1 else 0.0) if len(vals) else None
+            row[key] = (vals.mean(), vals.std(ddof=1) if len(vals) > 1 else None) if len(vals) else None
         row["epochs"] = np.mean([np.atleast_1d(h["epoch"]).size for h in hist]) if hist else None
         row["jets_seen"] = np.mean([np.sum(np.atleast_1d(h["jets_per_s"] * h["time_s"])) for h in hist]) if hist else None
         rows.append(row)
@@ -76,8 +76,8 @@ def summarize(out: Path, models: list[str]) -> list[dict]:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    def pm(v, fmt):
-        return "" if v is None else f"{v[0]:{fmt}} ± {v[1]:{fmt}}"
+    def pm(v, fmt):  # mean ± std over seeds; the value alone for one seed
+        return "" if v is None else f"{v[0]:{fmt}}" + ("" if v[1] is None else f" ± {v[1]:{fmt}}")
 
     def mean(v, fmt):
         return "" if v is None else f"{(v[0] if isinstance(v, tuple) else v):{fmt}}"
