@@ -283,7 +283,8 @@ def make_loaders(splits: Mapping[str, JaggedJets | Sequence[str]], builder: Batc
 
     loaders: dict[str, Any] = {}
     for name, source in splits.items():
-        kw = {"batch_size": batch_size, "seed": seed, "bucketing": bucketing, "shuffle": name in shuffled}
+        shuffle = name in shuffled  # the others keep file order (no bucketing), so predictions align
+        kw = {"batch_size": batch_size, "seed": seed, "bucketing": bucketing and shuffle, "shuffle": shuffle}
         if isinstance(source, JaggedJets):
             loaders[name] = JetLoader(source, builder, **kw)
             continue
