@@ -168,7 +168,9 @@ def test_ctrl_c_during_training_is_one_line_and_resumable(tmp_path):
     run = tmp_path / "run"
     args = ["train", str(PFN), *TINY_PFN[:1], "train.epochs=1000",  # far more than the interrupt lets it run "model.params.phi=[8, 8]", "model.params.f=[8]",
             "train.early_stopping=null", "evaluate.plots=false"]
-    proc = subprocess.Popen(_cli(*args, "--out", str(run)), env=ENV, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    # a pytest-xdist worker may ignore SIGINT, and a child inherits that: give it the default back
+    proc = subprocess.Popen(_cli(*args, "--out", str(run)), env=ENV, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(lambda: (run / "checkpoints" / "last.pt").exists(), proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
