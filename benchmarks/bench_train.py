@@ -7,7 +7,10 @@ For every model: the top-tagging config ``configs/top_tagging/<model>.yaml`` wit
 registered (paper) size (the config's ``model.params`` are dropped), batch 256 and the committed sample
 ``data/toptag_small.parquet``, run through ``hepnn.train.fit``'s own pieces (``load_splits``,
 ``fit_preprocessors``, ``make_loaders``, ``make_task``) and ``Engine.train_step`` — what
-``hepnn train`` does per step. One warm-up step is not timed, then ``--steps`` steps are.
+``hepnn train`` does per step. One warm-up step is not timed, then ``--steps`` steps are, from the
+start of an epoch. Bucketed batches differ in N, and a step's cost grows with N (ParT: 5 CPU-s at
+N = 34, 21 at N = 87), so a few steps are a sample; ``--steps 0`` times one whole epoch (16 batches
+of the sample's training split), the number to compare with other frameworks.
 
 Columns (jets/s in process CPU time, the robust number on a shared machine, and in wall time):
 
@@ -70,7 +73,7 @@ def setup(model: str, *, batch_size: int, max_particles: int, device: str, overr
     pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=cfg.train.seed)
     net = build_model(cfg)
     task = make_task(cfg, "classify", splits.num_classes, splits.train_sample.y)
-    loader, _ = make_loaders(cfg, splits, pre, kind="classify", fields=fields)
+    loader, _ = make_loaders(cfg, splits, pre, kind="classify", fields=fields, model=net)
     o = cfg.train.optimizer
     opt = build_optimizer(net, o.name, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
                           betas=o.betas, eps=o.eps)
@@ -85,15 +88,25 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def epochs(loader, start: int = 0):
+    """The loader's batches, epoch after epoch, from epoch ``start``."""
+    epoch = start
+    while True:
+        loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
 def measure(model: str, steps: int, **kw) -> dict[str, float]:
-    """Time ``steps`` training steps and as many inference batches (after one warm-up each)."""
+    """Time ``steps`` training steps (0: one whole epoch) and as many inference batches, after one
+    untimed warm-up step each."""
     engine, loader, task, n_params = setup(model, **kw)
     dev = engine.device
-    batches = iter(loader)
+    steps = steps or len(loader)
+    engine.train_step(next(iter(loader)).to(dev))  # warm-up (allocator, lazy init, compilation)
+    batches = epochs(loader, start=1)
     data, step, n, real, slots = Clock(), Clock(), 0, 0, 0
-    for i in range(steps + 1):
-        if i == 1:  # the first step (allocator, lazy init, compilation) is not timed
-            data, step, n, real, slots = Clock(), Clock(), 0, 0, 0
+    for _ in range(steps):
         with data:
             batch = next(batches).to(dev, non_blocking=True)
         with step:
@@ -104,13 +117,14 @@ def measure(model: str, steps: int, **kw) -> dict[str, float]:
             real, slots = real + int(batch.mask.sum()), slots + batch.mask.numel()
     infer, n_inf = Clock(), 0
     engine.net.eval()
-    for i, batch in enumerate(loader):
-        if i > steps:
-            break
-        with infer if i else Clock():
+    batches = epochs(loader, start=1)
+    task.outputs(engine.net, next(batches).to(dev))  # warm-up
+    for _ in range(steps):
+        batch = next(batches)
+        with infer:
             task.outputs(engine.net, batch.to(dev))
             sync(dev)
-        n_inf += len(batch) if i else 0
+        n_inf += len(batch)
     total_c, total_w = data.cpu + step.cpu, data.wall + step.wall
     return {"params": n_params, "train_cpu": n / total_c, "train_wall": n / total_w,
             "infer_cpu": n_inf / infer.cpu, "infer_wall": n_inf / infer.wall,
@@ -120,7 +134,8 @@ def measure(model: str, steps: int, **kw) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated registered names")
-    p.add_argument("--steps", type=int, default=4, help="timed training steps (and inference batches) per model")
+    p.add_argument("--steps", type=int, default=4,
+                   help="timed training steps (and inference batches) per model; 0 = one whole epoch")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--max-particles", type=int, default=128, help="cap on N (weaver's top-tagging length)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -130,9 +145,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.device == "cpu":
         torch.set_num_threads(1)
+    timed = f"{args.steps} steps" if args.steps else "one epoch"
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-          f"device {args.device}, batch {args.batch_size}, N <= {args.max_particles}, {args.steps} steps")
+          f"device {args.device}, batch {args.batch_size}, N <= {args.max_particles}, {timed}")
     head = f"{'model':<12}{'params':>9}{'train/s cpu':>13}{'wall':>10}{'infer/s cpu':>13}{'wall':>10}" \
            f"{'data':>7}{'pad':>7}{'model':>7}"
     print(head)

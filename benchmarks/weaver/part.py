@@ -1,7 +1,9 @@
 """weaver-core network config: Particle Transformer at its default size (arXiv:2202.03772), as in
 weaver's example (jet-universe/particle_transformer networks/example_ParticleTransformer.py):
 width 128 (FFN 512), 8 heads, 8 particle blocks + 2 class-attention blocks, 4 pair features
-(ln kT, ln z, ln ΔR, ln m²) embedded by (64, 64, 64)."""
+(ln kT, ln z, ln ΔR, ln m²) embedded by (64, 64, 64).
+``--network-option size "'lite'"``: hepnn's ``part_lite`` (width 64, FFN 128, 4 heads, 3 + 1 blocks,
+pair embedding (32, 32), no dropout)."""
 
 import os
 import sys
@@ -26,7 +28,11 @@ class ParticleTransformerWrapper(torch.nn.Module):
         return self.mod(features, v=lorentz_vectors, mask=mask)
 
 
-def get_model(data_config, **kwargs):
+LITE = dict(embed_dims=[64, 64], pair_embed_dims=[32, 32], num_heads=4, num_layers=3, num_cls_layers=1,
+            block_params={"ffn_ratio": 2, "dropout": 0, "attn_dropout": 0, "activation_dropout": 0})
+
+
+def get_model(data_config, size="full", **kwargs):
     cfg = dict(
         input_dim=len(data_config.input_dicts["pf_features"]),
         num_classes=len(data_config.label_value),
@@ -44,6 +50,8 @@ def get_model(data_config, **kwargs):
         trim=True,
         for_inference=False,
     )
+    if size == "lite":
+        cfg.update(LITE)
     cfg.update(**kwargs)
     model = ParticleTransformerWrapper(**cfg)
     model_info = {

@@ -64,7 +64,8 @@ class DataConfig(_Section):
     loader: Literal["auto", "memory", "stream"] = "auto"
     memory_limit_gb: float = Field(4.0, gt=0)  # in-memory loading when the estimate fits under this
     chunk_size: int = Field(100_000, gt=0)  # jets per streamed chunk
-    bucketing: bool = True  # group jets of similar multiplicity to cut padding waste
+    # Batches of jets of similar multiplicity cut padding waste; sorted batches skew batch-norm statistics.
+    bucketing: bool | Literal["auto"] = "auto"  # auto: always in evaluation, in training unless the model has batch norm
     max_jets: int | None = Field(None, gt=0)  # quick runs: the first jets of each file, N in all (by file size)
     train_labels: list[int] | None = None  # train/validate on jets with these labels only (e.g. [0] = QCD for anomaly detection); test keeps all
 

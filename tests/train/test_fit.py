@@ -123,3 +123,18 @@ def test_pca_with_fewer_components_sizes_the_model_and_balanced_weights_evaluate
                       [*overrides[:3], "preprocess=[{block: jet, kind: pca, params: {n_components: 0.9}}]"])
     with pytest.raises(ConfigError, match="n_components=0.9"):
         fit(cfg, tmp_path / "run2", progress=False)
+
+
+def test_auto_bucketing_spares_batch_norm_in_training_only():
+    # Multiplicity-sorted batches skew batch statistics (docs/benchmarks.md: ParticleNet-Lite loses
+    # ~0.01 AUC), so "auto" leaves them out of training a batch-norm model, and keeps them elsewhere.
+    from hepnn.data.loader import BatchBuilder
+    from hepnn.registry import create_model
+    from hepnn.train.fit import eval_loader, train_bucketing
+
+    bn, plain = create_model("particlenet_lite"), create_model("pfn")
+    assert train_bucketing("auto", plain) and not train_bucketing("auto", bn)
+    assert train_bucketing(True, bn) and not train_bucketing(False, plain)
+    cfg = load_config(ROOT / "configs" / "top_tagging" / "particlenet_lite.yaml")
+    assert cfg.data.bucketing == "auto"
+    assert eval_loader(cfg, BatchBuilder(fields=("p4", "mask")), None).bucketing is True

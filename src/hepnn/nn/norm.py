@@ -64,3 +64,8 @@ def batch_norm_rows(norm: MaskedBatchNorm, h: Tensor) -> Tensor:
         return norm(h, torch.ones(h.shape[0], dtype=torch.bool, device=h.device))
     return F.batch_norm(h, norm.running_mean, norm.running_var, norm.weight, norm.bias,
                         norm.training, norm.momentum, norm.eps)
+
+
+def uses_batch_norm(model: nn.Module) -> bool:
+    """Whether ``model`` normalizes with batch statistics anywhere (torch's or ``MaskedBatchNorm``)."""
+    return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MaskedBatchNorm)) for m in model.modules())

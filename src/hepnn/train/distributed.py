@@ -51,3 +51,18 @@ def shard(indices, n_shards: int | None = None, index: int | None = None):
     n_shards = world_size() if n_shards is None else n_shards
     index = rank() if index is None else index
     return indices[index::n_shards]
+
+
+def agree(value: int, op: str, device: torch.device) -> int:
+    """``value`` reduced over ranks with ``op`` ("min" or "max"); ``value`` itself outside DDP.
+
+    Every rank must take the same number of training steps, or DDP's gradient all-reduce waits
+    forever for the rank that stopped: the engine agrees on each epoch's batch count (the smallest
+    shard's, as ``DistributedSampler(drop_last=True)`` does) and on stopping for a time budget (one
+    rank's clock crossing it stops all).
+    """
+    if world_size() == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.MAX)
+    return int(t.item())

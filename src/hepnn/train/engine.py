@@ -19,6 +19,7 @@ from torch import nn
 from hepnn.data.batch import Batch
 from hepnn.errors import HepnnError
 from hepnn.log import get_logger
+from hepnn.train.distributed import agree, world_size, wrap_ddp
 from hepnn.train.tasks import Task
 
 log = get_logger(__name__)
@@ -77,8 +78,6 @@ class Engine:
         self.clock = {"wall": time.perf_counter, "process": time.process_time}[time_clock]
 
     def _wrap(self, model: nn.Module, compile: bool) -> nn.Module:
-        from hepnn.train.distributed import wrap_ddp
-
         net = wrap_ddp(model, self.device)
         # dynamic=True: bucketed batches change N every step; without it every new N recompiles.
         return torch.compile(net, dynamic=True) if compile else net
@@ -141,6 +140,7 @@ class Engine:
                      "  ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "epoch"))
             for cb in self.callbacks:
                 cb.on_epoch_end(self, logs)
+            self.should_stop = bool(agree(self.should_stop, "max", self.device))  # one rank stopping stops all
         for cb in self.callbacks:
             getattr(cb, "on_train_end", lambda e: None)(self)
         return self.state["history"]
@@ -152,9 +152,12 @@ class Engine:
 
         totals: dict[str, float] = {}
         n_jets, wait, t0, c0 = 0, 0.0, time.perf_counter(), self.clock()
-        with EpochProgress(f"epoch {epoch + 1}/{epochs}", total=_len(loader), enabled=self.progress) as bar:
+        steps = _len(loader)
+        if world_size() > 1:  # every rank takes the same number of steps (see ``agree``)
+            steps = agree(steps if steps is not None else 2**62, "min", self.device)
+        with EpochProgress(f"epoch {epoch + 1}/{epochs}", total=steps, enabled=self.progress) as bar:
             it = iter(loader)
-            while True:
+            for _ in range(steps if steps is not None else 2**62):
                 t_wait = time.perf_counter()
                 batch = next(it, None)
                 wait += time.perf_counter() - t_wait
@@ -166,7 +169,8 @@ class Engine:
                 for k, v in logs.items():
                     totals[k] = totals.get(k, 0.0) + v * n
                 bar.advance(loss=logs["loss"], jets_per_s=n_jets / (time.perf_counter() - t0))
-                if self.time_limit is not None and self.state["train_time"] + self.clock() - c0 >= self.time_limit:
+                if self.time_limit is not None and agree(
+                        self.state["train_time"] + self.clock() - c0 >= self.time_limit, "max", self.device):
                     log.info("time budget of %.0f s reached at step %d", self.time_limit, self.state["step"])
                     self.should_stop = True
                     break

@@ -226,8 +226,14 @@ def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndar
     return RegressTask(build_loss(name, num_classes=1), reg)
 
 
-def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str, fields: tuple[str, ...]):
+def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str, fields: tuple[str, ...],
+                 model: Any = None, pin_memory: bool = False):
     """The training loader (in memory, or streamed from files) and a factory of evaluation loaders.
+
+    ``model`` decides ``data.bucketing="auto"`` for the training batches (``train_bucketing``).
+
+    ``pin_memory`` (for CUDA): the streaming loader's batches arrive in page-locked memory, so the
+    engine's ``non_blocking`` copies overlap with compute.
 
     Under DDP each rank trains on its own shard: every world_size-th jet in memory, every
     world_size-th file when streaming.
@@ -237,7 +243,8 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
 
     d = cfg.data
     builder = make_builder(cfg, pre, kind=kind, fields=fields)
-    common = dict(batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed, bucketing=d.bucketing)
+    common = dict(batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed,
+                  bucketing=train_bucketing(d.bucketing, model))
     if isinstance(splits.train, list):
         from hepnn.data.stream import StreamingJetLoader
 
@@ -248,12 +255,28 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
         needs_jet = "jet" in fields
         train_loader: Any = StreamingJetLoader(files, builder, chunk_size=d.chunk_size, target=d.target,
                                                jet_features=d.jet_features if needs_jet else (),
-                                               max_jets=d.max_jets, **common)
+                                               max_jets=d.max_jets, pin_memory=pin_memory, **common)
     else:
         train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
         train_loader = JetLoader(train, builder, **common)
 
     return train_loader, lambda jets: eval_loader(cfg, builder, jets)
+
+
+def train_bucketing(setting: bool | str, model: Any) -> bool:
+    """Whether training batches are bucketed by multiplicity.
+
+    ``"auto"`` buckets unless ``model`` has batch norm. Bucketed batches hold jets of one multiplicity
+    range, and top jets carry more constituents than QCD jets, so a batch's statistics depend on
+    its multiplicity and its class mix: batch norm trained on them normalizes each jet relative to
+    similar jets, which evaluation (running statistics) cannot reproduce. Validation AUC after 3 epochs
+    on 20k jets (docs/benchmarks.md): ParticleNet-Lite 0.962 bucketed vs 0.976 not, ParT-lite 0.955 vs 0.976.
+    """
+    if setting != "auto":
+        return bool(setting)
+    from hepnn.nn.norm import uses_batch_norm
+
+    return model is None or not uses_batch_norm(model)
 
 
 def make_builder(cfg: RunConfig, pre: dict[str, Any], *, kind: str, fields: Sequence[str]) -> Any:
@@ -274,7 +297,7 @@ def eval_loader(cfg: RunConfig, builder: Any, jets: Any) -> Any:
     from hepnn.data.loader import JetLoader
 
     return JetLoader(jets, builder, batch_size=cfg.data.batch_size, shuffle=False,
-                     bucketing=cfg.data.bucketing, pool=10**6)
+                     bucketing=cfg.data.bucketing is not False, pool=10**6)
 
 
 def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run_dir: Path, *,
@@ -293,7 +316,8 @@ def _fit_torch(cfg: RunConfig, model: Any, splits: Any, pre: dict[str, Any], run
     init_from_env(device)
     init_weights(model, tc.init)
     task = make_task(cfg, kind, splits.num_classes, splits.train_sample.y)
-    train_loader, eval_loader = make_loaders(cfg, splits, pre, kind=kind, fields=fields)
+    train_loader, eval_loader = make_loaders(cfg, splits, pre, kind=kind, fields=fields, model=model,
+                                             pin_memory=device.type == "cuda")
     o, s = tc.optimizer, tc.schedule
     optimizer = build_optimizer(model, o.name, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
                                 betas=o.betas, eps=o.eps)
