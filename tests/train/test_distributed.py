@@ -1,13 +1,21 @@
-"""DDP through the engine: 2 gloo processes on CPU train exactly like one process on the union batch."""
+"""DDP on CPU (gloo): 2 processes train exactly like one on the union batch; ``torchrun hepnn train`` end to end."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import awkward as ak
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from hepnn.data.io import write_parquet
 from hepnn.data.jagged import JaggedJets
 from hepnn.data.loader import BatchBuilder
 from hepnn.registry import create_model
@@ -16,7 +24,7 @@ from hepnn.train.losses import build_loss
 from hepnn.train.optim import build_optimizer
 from hepnn.train.schedules import build_schedule
 from hepnn.train.tasks import ClassifyTask
-from tests.conftest import random_jets
+from tests.conftest import ROOT, random_jets
 
 FEATURES = ["deta", "dphi", "log_pt", "log_e", "log_pt_rel"]
 STEPS, PER_RANK = 3, 16
@@ -67,20 +75,17 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
         torch.testing.assert_close(ddp[name], value, rtol=1e-5, atol=1e-6, msg=f"{name} differs")
 
 
+# A small PFN, no plots or KS test: the runs below check DDP, not the model.
+SMALL_RUN = ["train.early_stopping=null", "evaluate.plots=false", "evaluate.overtraining_jets=0", "train.device=cpu",
+             "model.params.phi=[32,32]", "model.params.f=[32]"]
+
+
 def _torchrun_train(tmp_path, name: str, overrides: list[str], nproc: int = 2) -> dict:
-    """``torchrun --nproc_per_node=NPROC hepnn train`` on CPU (gloo); its metrics and history."""
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from tests.conftest import ROOT
-
+    """``torchrun --nproc_per_node=NPROC hepnn train`` on CPU (gloo); its metrics and epoch count."""
     bin_dir = Path(sys.executable).parent
     out = tmp_path / name
     cmd = [str(bin_dir / "torchrun"), "--standalone", f"--nproc_per_node={nproc}", str(bin_dir / "hepnn"),
-           "train", str(ROOT / "configs" / "top_tagging" / "pfn.yaml"), *overrides, "--out", str(out)]
+           "train", str(ROOT / "configs" / "top_tagging" / "pfn.yaml"), *SMALL_RUN, *overrides, "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -91,11 +96,6 @@ def _torchrun_train(tmp_path, name: str, overrides: list[str], nproc: int = 2) -
 @pytest.fixture(scope="module")
 def uneven_files(tmp_path_factory):
     """2049 training jets (shards of 1025 and 1024: 9 and 8 batches of 128) and 1000 validation jets."""
-    import awkward as ak
-
-    from hepnn.data.io import write_parquet
-    from tests.conftest import ROOT
-
     jets = ak.from_parquet(ROOT / "data" / "toptag_small.parquet")
     folder = tmp_path_factory.mktemp("ddp")
     write_parquet(jets[:2049], folder / "train.parquet")
@@ -108,9 +108,7 @@ def uneven_files(tmp_path_factory):
 def test_torchrun_train_matches_one_process(tmp_path, uneven_files):
     # The same global batch (2 x 128 vs 256) and epochs; the ranks' shards differ by one batch, which
     # would leave one rank waiting in the gradient all-reduce forever if each ran its own shard out.
-    common = [*uneven_files, "train.epochs=3", "train.early_stopping=null", "train.schedule.warmup_steps=0",
-              "train.optimizer.lr=0.003", "evaluate.plots=false",
-              "evaluate.overtraining_jets=0", "train.device=cpu", "model.params.phi=[32,32]", "model.params.f=[32]"]
+    common = [*uneven_files, "train.epochs=3", "train.schedule.warmup_steps=0", "train.optimizer.lr=0.003"]
     ddp = _torchrun_train(tmp_path, "ddp", [*common, "data.batch_size=128"])
     one = _torchrun_train(tmp_path, "one", [*common, "data.batch_size=256"], nproc=1)
     assert ddp["epochs"] == one["epochs"] == 3
@@ -122,7 +120,5 @@ def test_torchrun_train_matches_one_process(tmp_path, uneven_files):
 def test_torchrun_ranks_stop_together_at_the_time_budget(tmp_path, uneven_files):
     # Each rank reads its own CPU clock; they cross the budget at different steps unless they agree.
     m = _torchrun_train(tmp_path, "budget", [*uneven_files, "train.epochs=1000", "train.time_limit=3",
-                                              "train.time_clock=process", "train.early_stopping=null",
-                                              "evaluate.plots=false", "evaluate.overtraining_jets=0",
-                                              "train.device=cpu", "model.params.phi=[32,32]", "model.params.f=[32]"])
+                                              "train.time_clock=process"])
     assert 1 <= m["epochs"] < 1000
