@@ -66,6 +66,7 @@ class DataConfig(_Section):
     chunk_size: int = Field(100_000, gt=0)  # jets per streamed chunk
     # Batches of jets of similar multiplicity cut padding waste; sorted batches skew batch-norm statistics.
     bucketing: bool | Literal["auto"] = "auto"  # auto: always in evaluation, in training unless the model has batch norm
+    trim: float | None = Field(None, gt=0, le=1)  # training: pad each batch to this quantile of its multiplicities, dropping the softest particles beyond (weaver's trimming; 0.9 for ParT)
     max_jets: int | None = Field(None, gt=0)  # quick runs: the first jets of each file, N in all (by file size)
     train_labels: list[int] | None = None  # train/validate on jets with these labels only (e.g. [0] = QCD for anomaly detection); test keeps all
 

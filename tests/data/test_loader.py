@@ -241,3 +241,15 @@ def test_choose_loader_modes():
     assert choose_loader(10, 50, 4, memory_limit_gb=1.0, mode="stream") == "stream"
     with pytest.raises(ConfigError):
         choose_loader(10, 50, 4, memory_limit_gb=1.0, mode="disk")
+
+
+def test_trim_pads_to_the_quantile_and_keeps_the_hardest():
+    jets = JaggedJets.from_awkward(make_jets(40, lo=1, hi=30), target="label")
+    idx = np.arange(40)
+    counts = jets.counts[idx]
+    full = BatchBuilder(fields=("p4", "mask"))(jets, idx)
+    trimmed = BatchBuilder(fields=("p4", "mask"), trim=0.5)(jets, idx)
+    n = int(np.ceil(np.quantile(counts, 0.5)))
+    assert trimmed.mask.shape == (40, n) < full.mask.shape
+    assert trimmed.mask.sum(1).tolist() == np.minimum(counts, n).tolist()
+    torch.testing.assert_close(trimmed.p4, full.p4[:, :n])  # pT-ordered: the softest particles go

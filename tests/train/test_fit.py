@@ -138,3 +138,15 @@ def test_auto_bucketing_spares_batch_norm_in_training_only():
     cfg = load_config(ROOT / "configs" / "top_tagging" / "particlenet_lite.yaml")
     assert cfg.data.bucketing == "auto"
     assert eval_loader(cfg, BatchBuilder(fields=("p4", "mask")), None).bucketing is True
+
+
+def test_trim_applies_to_training_batches_only():
+    from hepnn.data.dataset import fit_preprocessors, load_splits
+    from hepnn.train.fit import make_loaders
+
+    cfg = load_config(ROOT / "configs" / "top_tagging" / "part_lite.yaml", ["data.trim=0.9", "data.max_jets=600"])
+    fields = ("x", "mask", "p4", "y")
+    splits = load_splits(cfg.data, fields=fields, task="classify", seed=0)
+    pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=0)
+    train, make_eval = make_loaders(cfg, splits, pre, kind="classify", fields=fields)
+    assert train.builder.trim == 0.9 and make_eval(splits.val).builder.trim is None

@@ -46,11 +46,15 @@ class BatchBuilder:
         task: "classify" (``y`` int64) or "regress" (``y`` float32).
         max_particles: cap on N per batch (the hardest particles are kept); None = no cap.
         image_size: side of the jet images (``image`` field).
+        trim: pad each batch to this quantile of its jets' multiplicities instead of its largest jet,
+            dropping the softest particles beyond (weaver-core's sequence trimming, for unsorted
+            training batches); None = no trimming.
     """
 
     def __init__(self, *, fields: Sequence[str], particle_features: Sequence[str] = (),
                  particle_preprocessor: Any = None, jet_preprocessor: Any = None, target_preprocessor: Any = None,
-                 task: str = "classify", max_particles: int | None = None, image_size: int = 40) -> None:
+                 task: str = "classify", max_particles: int | None = None, image_size: int = 40,
+                 trim: float | None = None) -> None:
         unknown = sorted(set(fields) - set(BATCH_FIELDS))
         if unknown:
             raise ConfigError(f"unknown Batch field(s) {', '.join(unknown)}; known: {', '.join(BATCH_FIELDS)}")
@@ -66,6 +70,7 @@ class BatchBuilder:
         self.task = task
         self.max_particles = max_particles
         self.image_size = image_size
+        self.trim = trim
 
     @property
     def pads(self) -> bool:
@@ -97,10 +102,20 @@ class BatchBuilder:
             out["weight"] = torch.from_numpy(np.ascontiguousarray(jets.weight[idx], dtype=np.float32))
         return Batch(**out)
 
+    def _cap(self, jets: JaggedJets, idx: np.ndarray) -> int | None:
+        """The particle cap of this batch: ``max_particles``, lowered by ``trim``."""
+        if self.trim is None or len(idx) == 0:
+            return self.max_particles
+        counts = jets.counts[idx]
+        if self.max_particles is not None:
+            counts = np.minimum(counts, self.max_particles)
+        return max(1, int(np.ceil(np.quantile(counts, self.trim))))
+
     def _particles(self, jets: JaggedJets, idx: np.ndarray) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
+        cap = self._cap(jets, idx)
         if {"p4", "mask", "image"} & set(self.fields):
-            padded = jets.pad(idx, self.max_particles)
+            padded = jets.pad(idx, cap)
             p4 = torch.from_numpy(padded.p4)  # (B, N, 4)
             out.update({k: v for k, v in (("p4", p4), ("mask", torch.from_numpy(padded.mask))) if k in self.fields})
             if "image" in self.fields:
@@ -108,7 +123,7 @@ class BatchBuilder:
 
                 out["image"] = jet_images(p4, out.get("mask", torch.from_numpy(padded.mask)), size=self.image_size)
         if "x" in self.fields:
-            gather, mask = jets.gather_index(idx, self.max_particles)  # (B, N)
+            gather, mask = jets.gather_index(idx, cap)  # (B, N)
             out["x"] = torch.from_numpy(self.feature_table(jets).take(gather, axis=0))  # (B, N, C)
             out.setdefault("mask", torch.from_numpy(mask))
         return out

@@ -243,6 +243,7 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
 
     d = cfg.data
     builder = make_builder(cfg, pre, kind=kind, fields=fields)
+    train_builder = make_builder(cfg, pre, kind=kind, fields=fields, trim=d.trim)
     common = dict(batch_size=d.batch_size, shuffle=True, seed=cfg.train.seed,
                   bucketing=train_bucketing(d.bucketing, model))
     if isinstance(splits.train, list):
@@ -253,12 +254,12 @@ def make_loaders(cfg: RunConfig, splits: Any, pre: dict[str, Any], *, kind: str,
             raise ConfigError(f"{world_size()} ranks but only {len(splits.train)} training files: give at least "
                               "one file per rank when streaming")
         needs_jet = "jet" in fields
-        train_loader: Any = StreamingJetLoader(files, builder, chunk_size=d.chunk_size, target=d.target,
+        train_loader: Any = StreamingJetLoader(files, train_builder, chunk_size=d.chunk_size, target=d.target,
                                                jet_features=d.jet_features if needs_jet else (),
                                                max_jets=d.max_jets, pin_memory=pin_memory, **common)
     else:
         train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
-        train_loader = JetLoader(train, builder, **common)
+        train_loader = JetLoader(train, train_builder, **common)
 
     return train_loader, lambda jets: eval_loader(cfg, builder, jets)
 
@@ -279,15 +280,17 @@ def train_bucketing(setting: bool | str, model: Any) -> bool:
     return model is None or not uses_batch_norm(model)
 
 
-def make_builder(cfg: RunConfig, pre: dict[str, Any], *, kind: str, fields: Sequence[str]) -> Any:
-    """The ``BatchBuilder`` of a run: its fields, features, fitted preprocessing and particle cap."""
+def make_builder(cfg: RunConfig, pre: dict[str, Any], *, kind: str, fields: Sequence[str],
+                 trim: float | None = None) -> Any:
+    """The ``BatchBuilder`` of a run: its fields, features, fitted preprocessing and particle cap
+    (``trim``: the training batches' quantile cap, ``data.trim``)."""
     from hepnn.data.loader import BatchBuilder
 
     d = cfg.data
     return BatchBuilder(fields=fields, particle_features=d.particle_features,
                         particle_preprocessor=pre.get("particle"), jet_preprocessor=pre.get("jet"),
                         target_preprocessor=pre.get("target"), task="regress" if kind == "regress" else "classify",
-                        max_particles=d.max_particles, image_size=d.image_size)
+                        max_particles=d.max_particles, image_size=d.image_size, trim=trim)
 
 
 def eval_loader(cfg: RunConfig, builder: Any, jets: Any) -> Any:
