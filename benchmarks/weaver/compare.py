@@ -12,7 +12,7 @@ learning rate 1e-3 without weight decay, no early stopping, at most 128 particle
 Each framework keeps its own input pipeline: weaver's padding to 128 with trimming, and its manual
 standardization from ``top_kin.yaml``; hepnn's bucketed batches and fitted standardization.
 The CPU time is the whole run's (both include one validation pass per epoch); the training rate is
-the training loop's alone, in wall time (weaver: ``CPU-TIMED`` from ``cpu_timing.py``; hepnn: the
+the training loop's alone, in wall time (weaver: ``CPU-TIMED`` from ``wrapper_common.py``; hepnn: the
 history's ``jets_per_s``), so it is meaningful only on an otherwise idle machine. Needs the weaver venv (README.md); run with hepnn's python.
 """
 

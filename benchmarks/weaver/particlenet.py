@@ -11,7 +11,7 @@ import torch
 from weaver.nn.model.ParticleNet import ParticleNet
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cpu_timing import get_evaluate_fn, get_train_fn  # noqa: E402,F401
+from wrapper_common import get_evaluate_fn, get_loss, get_train_fn, model_info  # noqa: E402,F401
 
 
 class ParticleNetWrapper(torch.nn.Module):
@@ -38,15 +38,4 @@ def get_model(data_config, size="full", **kwargs):
         use_fts_bn=True,
         use_counts=True,
     )
-    model_info = {
-        "input_names": list(data_config.input_names),
-        "input_shapes": {k: ((1,) + s[1:]) for k, s in data_config.input_shapes.items()},
-        "output_names": ["softmax"],
-        "dynamic_axes": {**{k: {0: "N", 2: "n_" + k.split("_")[0]} for k in data_config.input_names},
-                         "softmax": {0: "N"}},
-    }
-    return model, model_info
-
-
-def get_loss(data_config, **kwargs):
-    return torch.nn.CrossEntropyLoss()
+    return model, model_info(data_config)

@@ -1,6 +1,8 @@
-"""A weaver-core train function that times weaver's own ``train_classification`` in process CPU time.
+"""What the weaver-core model wrappers here share: weaver's ``model_info`` and loss, and a train
+function that times weaver's own ``train_classification`` in process CPU time.
 
-Imported by the model wrappers here (``get_train_fn``): weaver's loop runs unchanged; the loader is
+The wrappers import it (``get_train_fn``, ``get_evaluate_fn``, ``get_loss``, ``model_info``): weaver's
+loop runs unchanged; the loader is
 wrapped only to read the clock when batch ``START`` is requested, so the first steps are left out: the
 in-memory fetch of the whole file and lazy initialization (step 1, as hepnn's ``bench_train.py`` leaves
 out its warm-up step), and ParT's five untrimmed warm-up steps (weaver's ``SequenceTrimmer`` pads to
@@ -51,3 +53,18 @@ def get_train_fn(data_config, **kwargs):
 
 def get_evaluate_fn(data_config, **kwargs):
     return evaluate_classification
+
+
+def model_info(data_config):
+    """weaver's export description of a model reading the data config's inputs (dynamic batch and length)."""
+    return {
+        "input_names": list(data_config.input_names),
+        "input_shapes": {k: ((1,) + s[1:]) for k, s in data_config.input_shapes.items()},
+        "output_names": ["softmax"],
+        "dynamic_axes": {**{k: {0: "N", 2: "n_" + k.split("_")[0]} for k in data_config.input_names},
+                         "softmax": {0: "N"}},
+    }
+
+
+def get_loss(data_config, **kwargs):
+    return torch.nn.CrossEntropyLoss()
