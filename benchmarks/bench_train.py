@@ -58,7 +58,8 @@ def setup(model: str, *, batch_size: int, max_particles: int, device: str, overr
     from hepnn.data.dataset import fit_preprocessors, load_splits
     from hepnn.registry import get_model_spec
     from hepnn.train.engine import Engine
-    from hepnn.train.fit import build_model, make_loaders, make_task, seed_everything
+    from hepnn.runs import build_model, make_loaders, make_task
+    from hepnn.train.fit import seed_everything
     from hepnn.train.optim import build_optimizer
     from hepnn.train.schedules import build_schedule
 

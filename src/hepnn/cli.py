@@ -178,6 +178,11 @@ def train(
         from hepnn.train.fit import fit, resume as resume_run
 
         if resume is not None:
+            given = [name for name, value in (("CONFIG", config), ("overrides", overrides), ("--out", out),
+                                              ("--seeds", seeds)) if value]
+            if given:
+                raise HepnnError(f"--resume continues {resume} with its own config.yaml; drop {', '.join(given)} "
+                                 "(to change settings, start a new run)")
             typer.echo(str(resume_run(resume)))
             return
         if config is None:
@@ -283,7 +288,8 @@ def tune(
 def demo(
     out: Annotated[Path, typer.Option(help="Where the demo's runs and report go.")] = Path("runs/demo"),
     generate_n: Annotated[Optional[int], typer.Option("--generate", help="Generate N fresh jets per class instead of the committed sample.")] = None,
-    models: Annotated[str, typer.Option(help="Comma-separated models to train.")] = "bdt,mlp,pfn,particlenet_lite,part_lite",
+    models: Annotated[str, typer.Option(help="Comma-separated models to train (each with a config in "
+                                        "configs/top_tagging/).")] = "bdt,mlp,pfn,particlenet_lite,part_lite",
     epochs: Annotated[Optional[int], typer.Option(help="Override the epochs of every model.")] = None,
 ) -> None:
     """The main job: train several taggers on real top/QCD jets, print the table, write plots and a report."""
@@ -301,31 +307,44 @@ def demo(
 def compress(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
     prune_to: Annotated[Optional[float], typer.Option("--prune", help="Target sparsity, e.g. 0.9.")] = None,
-    structured: Annotated[bool, typer.Option(help="Prune whole output channels (L2 norm) instead of weights.")] = False,
-    steps: Annotated[int, typer.Option(help="Pruning steps to the target (cubic schedule).")] = 3,
-    finetune_epochs: Annotated[int, typer.Option("--finetune-epochs", help="Fine-tuning epochs per step (QAT: in all).")] = 1,
+    structured: Annotated[bool, typer.Option(help="--prune: whole output channels (L2 norm) instead of weights.")] = False,
+    steps: Annotated[Optional[int], typer.Option(help="--prune: steps to the target (cubic schedule); default 3.")] = None,
+    finetune_epochs: Annotated[Optional[int], typer.Option("--finetune-epochs", help="--prune: fine-tuning epochs per "
+                                                           "step (default 1); --quantize qat: in all (default 2).")] = None,
     quantize: Annotated[Optional[str], typer.Option(help="ptq | qat: int8 Linear layers (torchao).")] = None,
-    static: Annotated[bool, typer.Option(help="ptq with static activation scales from calibration jets.")] = False,
-    calib_jets: Annotated[int, typer.Option("--calib-jets", help="Training jets for static calibration.")] = 2048,
+    static: Annotated[bool, typer.Option(help="--quantize ptq: static activation scales from calibration jets.")] = False,
+    calib_jets: Annotated[Optional[int], typer.Option("--calib-jets", help="--static: training jets for the "
+                                                      "calibration; default 2048.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="New run directory (default RUN_DIR-pruneS / -int8).")] = None,
 ) -> None:
     """Prune (--prune) or quantize (--quantize) a run into a new run directory, and evaluate it."""
     try:
         if (prune_to is None) == (quantize is None):
             raise HepnnError("give one of --prune SPARSITY or --quantize ptq|qat (quantize a pruned run to do both)")
+        if quantize not in (None, "ptq", "qat"):
+            raise HepnnError(f"--quantize must be ptq or qat, got {quantize!r}")
+        mode = "--prune" if prune_to is not None else f"--quantize {quantize}{' --static' if static else ''}"
+        uses = {"--prune": {"--structured", "--steps", "--finetune-epochs"}, "--quantize qat": {"--finetune-epochs"},
+                "--quantize ptq": {"--static"}, "--quantize ptq --static": {"--static", "--calib-jets"}}[mode]
+        given = {"--structured": structured, "--steps": steps is not None, "--static": static,
+                 "--finetune-epochs": finetune_epochs is not None, "--calib-jets": calib_jets is not None}
+        unused = [name for name, on in given.items() if on and name not in uses]
+        if unused:
+            raise HepnnError(f"{', '.join(unused)} does not apply to {mode}; drop it")
         if prune_to is not None:
             from hepnn.compress.prune import format_report, prune_run
 
             dest = out or run_dir.with_name(f"{run_dir.name}-prune{prune_to:g}")
-            result = prune_run(run_dir, dest, prune_to, structured=structured, steps=steps,
-                               finetune_epochs=finetune_epochs)
+            result = prune_run(run_dir, dest, prune_to, structured=structured, steps=3 if steps is None else steps,
+                               finetune_epochs=1 if finetune_epochs is None else finetune_epochs)
             typer.echo(format_report(result))
         else:
             from hepnn.compress.quantize import quantize_run
 
             dest = out or run_dir.with_name(f"{run_dir.name}-{quantize}{'-static' if static else ''}")
-            result = quantize_run(run_dir, dest, quantize, static=static, calib_jets=calib_jets,
-                                  finetune_epochs=finetune_epochs)
+            result = quantize_run(run_dir, dest, quantize, static=static,
+                                  calib_jets=2048 if calib_jets is None else calib_jets,
+                                  finetune_epochs=2 if finetune_epochs is None else finetune_epochs)
         m = result["metrics"]
         typer.echo(f"{dest}: auc {m.get('auc', float('nan')):.4f}, rej30 {m.get('rej30', float('nan')):.1f}, "
                    f"non-zero {m.get('n_nonzero')}, {m.get('size_bytes')} bytes")
@@ -337,8 +356,10 @@ def compress(
 def distill(
     teacher: Annotated[Path, typer.Argument(help="The teacher's run directory.")],
     overrides: Overrides = None,
-    student: Annotated[str, typer.Option(help="Registered student model (its default parameters).")] = "mlp",
-    config: Annotated[Optional[Path], typer.Option(help="Student config file (its model/preprocess/train).")] = None,
+    student: Annotated[Optional[str], typer.Option(help="Registered student model at its default parameters "
+                                                   "(default mlp).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Student config file (its model/preprocess/train); "
+                                                   "instead of --student.")] = None,
     temperature: Annotated[float, typer.Option(help="Softmax temperature T.")] = 4.0,
     alpha: Annotated[float, typer.Option(help="Weight of the teacher (soft) term.")] = 0.7,
     out: Annotated[Optional[Path], typer.Option(help="Student run directory.")] = None,
@@ -375,7 +396,8 @@ def export(
 @app.command()
 def latency(
     run_dir: Annotated[Path, typer.Argument(help="A finished run directory.")],
-    backends: Annotated[str, typer.Option(help="Comma-separated: eager, compile, int8, onnx.")] = "eager,compile,int8,onnx",
+    backends: Annotated[Optional[str], typer.Option(help="Comma-separated: eager, compile, int8, onnx (default: all; "
+                                                    "eager alone for a quantized run).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Jets per call for the throughput.")] = 1024,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     repeats: Annotated[int, typer.Option(help="Timed calls per number (the median is reported).")] = 20,
@@ -384,7 +406,8 @@ def latency(
     try:
         from hepnn.compress.latency import format_rows, measure_run
 
-        rows = measure_run(run_dir, backends=[b.strip() for b in backends.split(",") if b.strip()],
+        chosen = [b.strip() for b in backends.split(",") if b.strip()] if backends is not None else None
+        rows = measure_run(run_dir, backends=chosen,
                            batch_size=batch_size, device=device, repeats=repeats)
         typer.echo(format_rows(rows))
     except HepnnError as err:

@@ -2,7 +2,7 @@
 
 On the committed Pythia sample (or freshly generated jets), train several taggers with their ready
 configs, print the comparison table (accuracy, AUC, 1/eps_B at eps_S = 0.3 and 0.5, parameters,
-training time) and write the plots and a report. Models that are not registered are skipped.
+training time) and write the plots and a report.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ DEMO_OVERRIDES = {
 }
 
 
-def repo_file(relative: str) -> Path:
+def repo_file(relative: str, *, required: bool = True) -> Path | None:
     """A file of the hepnn checkout (the committed sample, the ready configs), from cwd or the source tree."""
     for base in (Path.cwd(), REPO):
         if (base / relative).exists():
             return base / relative
+    if not required:
+        return None
     raise HepnnError(f"{relative} not found next to {Path.cwd()} or in {REPO}; run the demo from a hepnn "
                      "checkout, or pass --generate N to make fresh jets")
 
@@ -49,7 +51,7 @@ def _sample(out: Path, generate: int | None) -> list[str]:
 def _summary(paths: Sequence[str]) -> None:
     import numpy as np
 
-    from hepnn.data.features import jet_features
+    from hepnn.data.jet_features import jet_features
     from hepnn.data.io import read_jets
 
     arrays = read_jets(list(paths))
@@ -71,14 +73,18 @@ def run_demo(out: Path, *, models: Sequence[str], generate: int | None = None,
     from hepnn.train.fit import fit
 
     out = Path(out)
+    unknown = [m for m in models if m not in list_models()]
+    if unknown:
+        raise HepnnError(f"--models: {', '.join(unknown)} not registered; choose from `hepnn models`")
+    missing = [m for m in models if not repo_file(f"configs/top_tagging/{m}.yaml", required=False)]
+    if missing:
+        raise HepnnError(f"--models: {', '.join(missing)} has no ready config in configs/top_tagging/")
+    if not models:
+        raise HepnnError("--models is empty; name at least one model, e.g. --models bdt,mlp")
     data = _sample(out, generate)
     _summary(data)
-    known = set(list_models())
     runs = []
     for name in models:
-        if name not in known:
-            log.warning("skipping %s: not a registered model", name)
-            continue
         overrides = [f"data.train={data}", "data.val=[]", "data.test=[]", *DEMO_OVERRIDES.get(name, [])]
         if epochs is not None and name != "bdt":
             overrides.append(f"train.epochs={epochs}")
@@ -94,8 +100,6 @@ def run_demo(out: Path, *, models: Sequence[str], generate: int | None = None,
             log.info("training %s", name)
             fit(cfg, run_dir)
         runs.append(run_dir)
-    if not runs:
-        raise HepnnError(f"none of the demo models {list(models)} is registered")
     table = compare_dirs(runs, out, title="hepnn demo: top tagging on Pythia jets")
     log.info("report: %s", out / "report.md")
     return table

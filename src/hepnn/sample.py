@@ -22,22 +22,26 @@ What is written depends on what the model generates:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hepnn.config import RunConfig
 from hepnn.errors import HepnnError
 from hepnn.log import get_logger
+from hepnn.registry import Generator, get_model_spec, list_models
+from hepnn.runs import Preprocessing, load_run
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 log = get_logger(__name__)
 
 
-def sample_model(model: Any, n: int, *, seed: int = 0, batch_size: int = 10_000) -> Any:
+def sample_model(model: Generator, n: int, *, seed: int = 0, batch_size: int = 10_000) -> Tensor:
     """``model.sample`` in chunks under a private RNG seeded with ``seed`` (the global RNG is untouched)."""
     import torch
 
-    if not hasattr(model, "sample"):
-        raise HepnnError(f"{type(model).__name__} is not a generative model (it has no sample method)")
     model.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -97,19 +101,19 @@ def to_native(part: dict[str, np.ndarray], mask: np.ndarray, label: int,
     return ak.zip(cols, depth_limit=1)
 
 
-def generate_jets(cfg: Any, model: Any, pre: dict[str, Any], n: int, *, seed: int = 0,
+def generate_jets(cfg: RunConfig, model: Generator, pre: Preprocessing, n: int, *, seed: int = 0,
                   label: int = 0) -> tuple[Any, dict[str, np.ndarray]]:
     """``n`` generated jets: (awkward array in the native layout, generated jet features by name).
 
     Jet-space models return their features in physical units (the run's jet preprocessing inverted);
     particle-space models return the mass, pT and multiplicity of the generated constituents.
     """
-    space = getattr(model, "space", None)
-    if space not in ("jet", "particles"):
-        raise HepnnError(f"model {cfg.model.name!r} does not generate jets; sample from a run of "
-                         "flow_jet, ddpm_jet, wgan_jet, vae_jet or ddpm_particles")
+    spec = get_model_spec(cfg.model.name)
+    if spec.kind != "generative":
+        generative = ", ".join(m for m in list_models() if get_model_spec(m).kind == "generative")
+        raise HepnnError(f"model {cfg.model.name!r} does not generate jets; sample from a run of {generative}")
     s = sample_model(model, n, seed=seed)
-    if space == "jet":
+    if model.space == "jet":
         feats = s.numpy().astype(np.float64)
         if "jet" in pre:
             feats = pre["jet"].inverse_transform(feats)
@@ -126,7 +130,7 @@ def generate_jets(cfg: Any, model: Any, pre: dict[str, Any], n: int, *, seed: in
     return arrays, physics_features(arrays)[0]
 
 
-def default_label(cfg: Any) -> int:
+def default_label(cfg: RunConfig) -> int:
     """Label written on generated jets: the one class the generator was trained on, else 0."""
     labels = cfg.data.train_labels
     return int(labels[0]) if labels and len(labels) == 1 else 0
@@ -136,7 +140,6 @@ def sample_run(run_dir: str | Path, n: int, out: str | Path, *, seed: int = 0) -
     """Sample ``n`` jets from the generative run in ``run_dir`` into the parquet file ``out``."""
     from hepnn import __version__
     from hepnn.data.io import write_parquet
-    from hepnn.evaluate.run import load_run
 
     if n <= 0:
         raise HepnnError(f"--n must be positive, got {n}")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hepnn.compress.distill import soft_loss, teacher_batch, two_class_logits
+from hepnn.train.distill import soft_loss, teacher_batch, two_class_logits
 
 from .conftest import FEATURES
 

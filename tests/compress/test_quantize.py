@@ -11,9 +11,8 @@ from torch import nn
 
 pytest.importorskip("torchao")
 
-from hepnn.compress.quantize import (  # noqa: E402
-    apply_recipe, calibrate, convert_qat, linear_layers, make_recipe, prepare_qat,
-)
+from hepnn.compress.quantize import calibrate, convert_qat, make_recipe, prepare_qat  # noqa: E402
+from hepnn.compress.recipe import apply_recipe, linear_layers  # noqa: E402
 from hepnn.compress.rundir import model_stats  # noqa: E402
 
 

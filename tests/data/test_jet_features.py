@@ -81,12 +81,6 @@ def test_tau1_of_two_particles_by_hand():
     assert out[0, 1] == 0.0
 
 
-def test_importable_from_features_module_too():
-    from hepnn.data.features import jet_features as same
-
-    assert same is jet_features
-
-
 def test_empty_jet_gives_zeros():
     jets = ak.Array({c: [[], [1.0]] for c in ("part_E", "part_px", "part_py", "part_pz")})
     out = jet_features(jets, ["pt", "n_particles", "tau1", "tau21"])

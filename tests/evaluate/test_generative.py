@@ -108,7 +108,7 @@ def test_flow_reproduces_jet_mass_and_pt_and_a_shifted_one_does_not(flow_run):
     """Bounds: W1(mass) < 10 GeV and W1(pT) < 5 GeV on the 510 QCD test jets (measured 4.9 and 1.4;
     two real samples of that size differ by W1(mass) = 3.3); the same generator shifted by +25 GeV in
     mass (half the QCD mass spread) fails the mass bound."""
-    from hepnn.evaluate.run import load_run
+    from hepnn.runs import load_run
     from hepnn.sample import generate_jets
 
     metrics = json.loads((flow_run / "metrics.json").read_text())
@@ -128,9 +128,9 @@ def test_flow_reproduces_jet_mass_and_pt_and_a_shifted_one_does_not(flow_run):
 def test_untrained_flow_fails_the_bound(flow_run):
     import torch
 
-    from hepnn.evaluate.run import load_run
+    from hepnn.runs import load_run
     from hepnn.sample import generate_jets
-    from hepnn.train.fit import build_model
+    from hepnn.runs import build_model
 
     cfg, _, pre, _ = load_run(flow_run)
     torch.manual_seed(0)

@@ -44,7 +44,7 @@ def test_plot_roc_and_rejection(tmp_path, scores):
 
 def _marked_points(curves, effs=(0.3, 0.5)):
     """(x, y) of the working-point markers the rejection plot draws, per curve label."""
-    with plots._figure() as (_, ax):
+    with plots.figure() as (_, ax):
         plots._draw_rejection(ax[0, 0], curves, effs)
         lines = {ln.get_gid(): ln for ln in ax[0, 0].get_lines() if ln.get_gid()}
         return {gid[3:]: (list(ln.get_xdata()), list(ln.get_ydata())) for gid, ln in lines.items()}

@@ -106,6 +106,13 @@ def _empty_jet(jets, row: int):
     return jets
 
 
+def _one_short(jets, name: str, row: int):
+    """Jet ``row`` of column ``name`` with its last entry dropped (ragged against the other columns)."""
+    keep = ak.num(jets[name]) - (np.arange(len(jets)) == row)  # (n,) entries kept per jet
+    jets[name] = jets[name][ak.local_index(jets[name]) < keep]
+    return jets
+
+
 def _rename(jets, old: str, new: str):
     return ak.zip({(new if k == old else k): jets[k] for k in jets.fields}, depth_limit=1)
 
@@ -118,6 +125,7 @@ BAD_FILES = {
     "fractional_label": (lambda j: _with(j, "label", lambda c: _set_row(c, 2, 0.5)), ["label", "row 2", "0.5"]),
     "empty_jet": (lambda j: _empty_jet(j, 9), ["row 9", "zero constituents"]),
     "misnamed_column": (lambda j: _rename(j, "part_px", "part_momx"), ["missing column(s) part_px", "part_momx"]),
+    "ragged_columns": (lambda j: _one_short(j, "part_py", 5), ["part_E and part_py", "row 5", "disagree"]),
 }
 
 
@@ -207,6 +215,42 @@ def test_preprocessing_fitted_on_other_features(capsys, run_copy):
 )
 def test_bad_arguments(capsys, args, fragments):
     assert_one_line_error(*hepnn(capsys, *args), *fragments)
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", str(PFN), "--resume", "{run}"], ["--resume", "drop CONFIG"]),
+        (["train", "--resume", "{run}", "--out", "{tmp}/x", "--seeds", "1,2"], ["drop --out, --seeds"]),
+        (["compress", "{run}", "--quantize", "ptq", "--steps", "2", "--structured"],
+         ["--structured, --steps does not apply to --quantize ptq"]),
+        (["compress", "{run}", "--quantize", "ptq", "--finetune-epochs", "2"], ["--finetune-epochs", "--quantize ptq"]),
+        (["compress", "{run}", "--quantize", "ptq", "--calib-jets", "64"], ["--calib-jets", "--quantize ptq"]),
+        (["compress", "{run}", "--quantize", "qat", "--static"], ["--static", "--quantize qat"]),
+        (["compress", "{run}", "--prune", "0.5", "--calib-jets", "64"], ["--calib-jets", "--prune"]),
+        (["compress", "{run}", "--quantize", "int4"], ["--quantize must be ptq or qat"]),
+        (["distill", "{run}", "--student", "mlp", "--config", str(PFN)], ["--student mlp", "--config", "not both"]),
+        (["demo", "--models", "mlp,nope", "--out", "{tmp}/demo"], ["nope not registered"]),
+        (["latency", "{run}", "--backends", "eager,tpu"], ["unknown latency backend(s) tpu"]),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(capsys, tmp_path, trained_run, args, fragments):
+    """No option is accepted and ignored: a conflict is one line naming the options (nothing is written)."""
+    fill = {"run": trained_run, "tmp": tmp_path}
+    code, out = hepnn(capsys, *[a.format(**fill) for a in args])
+    assert_one_line_error(code, out, *fragments)
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "x").exists()
+
+
+def test_latency_of_a_quantized_run_measures_eager_only(capsys, tmp_path, trained_run):
+    pytest.importorskip("torchao")
+    from hepnn.compress.quantize import quantize_run
+
+    quantize_run(trained_run, tmp_path / "q", "ptq")
+    assert_one_line_error(*hepnn(capsys, "latency", str(tmp_path / "q"), "--backends", "eager,onnx"),
+                          "is quantized", "drop onnx")
+    code, out = hepnn(capsys, "latency", str(tmp_path / "q"), "--repeats", "2")
+    assert code == 0 and "| eager |" in out and "| onnx |" not in out, out
 
 
 def test_usage_errors_exit_2_without_traceback(capsys):

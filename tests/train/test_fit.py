@@ -130,7 +130,7 @@ def test_auto_bucketing_spares_batch_norm_in_training_only():
     # ~0.01 AUC), so "auto" leaves them out of training a batch-norm model, and keeps them elsewhere.
     from hepnn.data.loader import BatchBuilder
     from hepnn.registry import create_model
-    from hepnn.train.fit import eval_loader, train_bucketing
+    from hepnn.runs import eval_loader, train_bucketing
 
     bn, plain = create_model("particlenet_lite"), create_model("pfn")
     assert train_bucketing("auto", plain) and not train_bucketing("auto", bn)
@@ -142,7 +142,7 @@ def test_auto_bucketing_spares_batch_norm_in_training_only():
 
 def test_trim_applies_to_training_batches_only():
     from hepnn.data.dataset import fit_preprocessors, load_splits
-    from hepnn.train.fit import make_loaders
+    from hepnn.runs import make_loaders
 
     cfg = load_config(ROOT / "configs" / "top_tagging" / "part_lite.yaml", ["data.trim=0.9", "data.max_jets=600"])
     fields = ("x", "mask", "p4", "y")

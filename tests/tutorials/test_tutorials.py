@@ -35,7 +35,7 @@ def test_there_is_a_config_per_tutorial():
 def test_config_loads_and_builds(path):
     from hepnn.config import load_config
     from hepnn.data.jet_features import JET_FEATURES
-    from hepnn.train.fit import build_model
+    from hepnn.runs import build_model
 
     cfg = load_config(path)
     assert all(Path(f).is_file() for f in cfg.data.train), cfg.data.train  # the committed sample, no argument
@@ -84,7 +84,7 @@ def first_layer_grad_norm(overrides: list[str], seed: int) -> float:
     from hepnn.config import load_config
     from hepnn.data.batch import Batch
     from hepnn.data.jet_features import jet_features
-    from hepnn.train.fit import build_model
+    from hepnn.runs import build_model
     from hepnn.train.init import init_weights
 
     cfg = load_config(TUTORIALS / "init_deep.yaml", overrides)

@@ -1,211 +1,37 @@
-"""Knowledge distillation: a small student learns a trained teacher's scores as well as the labels.
+"""``hepnn distill``: train a small student on a teacher run's softened scores and the labels.
 
-Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network" (arXiv:1503.02531):
-
-    loss = alpha T^2 KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) CE(z_s, y)
-
-with z_t the teacher's and z_s the student's logits. The temperature T softens both distributions so
-the student sees how sure the teacher is; T^2 keeps the soft gradients on the scale of the hard ones.
-
-The teacher is a finished run directory. Its model is loaded on the first training step, frozen and in
-eval mode, and scores every training batch on the fly. It may read other inputs than the student:
-the batches carry ``p4`` and ``mask`` (``teacher_fields``) and the teacher's particle features are
-rebuilt from them with the teacher's own feature list and fitted preprocessing, so an MLP on jet
-observables can learn from a PFN or ParT on constituents.
+The student's run config is the teacher's data, split and training settings with the student model
+(``student_config``); the loss is the distillation task of ``hepnn.train.distill``
+(Hinton, Vinyals & Dean, arXiv:1503.02531).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import torch
-import torch.nn.functional as F
 import yaml
-from torch import nn
 
 from hepnn.config import RunConfig, apply_overrides, load_config, validate_config
-from hepnn.data.batch import Batch
-from hepnn.errors import ConfigError, HepnnError
-from hepnn.log import get_logger
-from hepnn.train.tasks import ClassifyTask, LossFn, Regularization
-
-log = get_logger(__name__)
+from hepnn.errors import HepnnError
+from hepnn.registry import get_model_spec
+from hepnn.runs import require_run_dir
 
 
-def two_class_logits(z: torch.Tensor) -> torch.Tensor:
-    """Logits (B, K) as they are; one logit per jet (bce) becomes (B, 2) = (0, z), whose softmax is the sigmoid."""
-    if z.ndim == 1 or z.shape[-1] == 1:
-        z = z.reshape(-1, 1)
-        return torch.cat([torch.zeros_like(z), z], dim=-1)
-    return z
-
-
-def soft_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float,
-              weight: torch.Tensor | None = None) -> torch.Tensor:
-    """T^2 KL(softmax(teacher / T) || softmax(student / T)), (weighted) mean over jets.
-
-    Shapes: student, teacher (B, K) or (B,) logits; weight (B,) -> scalar.
-    """
-    t = temperature
-    log_p_s = F.log_softmax(two_class_logits(student).float() / t, dim=-1)  # (B, K)
-    log_p_t = F.log_softmax(two_class_logits(teacher).float() / t, dim=-1)  # (B, K)
-    kl = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="none").sum(dim=-1)  # (B,)
-    if weight is not None:
-        return t * t * (kl * weight).sum() / weight.sum().clamp_min(1e-12)
-    return t * t * kl.mean()
-
-
-def teacher_fields(cfg: RunConfig, fields: tuple[str, ...]) -> tuple[str, ...]:
-    """The student's batch fields plus what the teacher needs: p4 and mask (its particle features,
-    images and four-vectors are rebuilt from them) and jet features if it reads them."""
-    teacher_cfg = _teacher_config(cfg)
-    from hepnn.registry import get_model_spec
-
-    inputs = get_model_spec(teacher_cfg.model.name).inputs
-    extra = ("p4", "mask", *(("jet",) if "jet" in inputs else ()))
-    return tuple(dict.fromkeys((*fields, *extra)))
-
-
-def _teacher_config(cfg: RunConfig) -> RunConfig:
-    if cfg.distill is None:
-        raise ConfigError("no distill section in the config")
-    path = Path(cfg.distill.teacher) / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"distill.teacher: {cfg.distill.teacher} is not a run directory (no config.yaml)")
-    return load_config(path)
-
-
-class DistillTask(ClassifyTask):
-    """Classification against the labels and a frozen teacher's softened scores.
-
-    Evaluation (``outputs``) is plain classification: the teacher is only loaded to train.
-    """
-
-    kind = "classify"
-
-    def __init__(self, loss_fn: LossFn, loss_name: str, num_classes: int,
-                 regularization: Regularization | None = None, *, cfg: RunConfig) -> None:
-        super().__init__(loss_fn, loss_name, num_classes, regularization)
-        if cfg.distill is None:
-            raise ConfigError("DistillTask needs a config with a distill section")
-        self.cfg = cfg
-        self.temperature, self.alpha = cfg.distill.temperature, cfg.distill.alpha
-        self._teacher: tuple[RunConfig, nn.Module, dict[str, Any], tuple[str, ...]] | None = None
-        self._teacher_logits: torch.Tensor | None = None
-        self._soft: float = 0.0
-
-    def teacher(self) -> tuple[RunConfig, nn.Module, dict[str, Any], tuple[str, ...]]:
-        """(config, frozen model in eval mode, fitted preprocessing, inputs) of the teacher run."""
-        if self._teacher is None:
-            from hepnn.evaluate.run import load_run
-            from hepnn.registry import get_model_spec
-
-            tcfg, model, pre, _ = load_run(self.cfg.distill.teacher)
-            if not isinstance(model, nn.Module):
-                raise ConfigError("distill.teacher must be a torch model run (a BDT gives no logits to distill)")
-            inputs = tuple(get_model_spec(tcfg.model.name).inputs)
-            _check_compatible(self.cfg, tcfg, inputs)
-            model.requires_grad_(False).eval()
-            self._teacher = (tcfg, model, pre, inputs)
-            log.info("distilling from %s (%s), T=%g, alpha=%g", self.cfg.distill.teacher, tcfg.model.name,
-                     self.temperature, self.alpha)
-        return self._teacher
-
-    @torch.no_grad()
-    def teacher_logits(self, batch: Batch) -> torch.Tensor:
-        tcfg, model, pre, inputs = self.teacher()
-        device = batch.p4.device
-        model.to(device).eval()
-        return model(teacher_batch(batch, tcfg, pre, inputs)).float()
-
-    def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        self._teacher_logits = self.teacher_logits(batch)
-        try:
-            loss, logs = super().step(model, batch)  # calls self.loss with the student's output
-        finally:
-            self._teacher_logits = None
-        logs["soft_loss"] = self._soft
-        return loss, logs
-
-    def loss(self, output: torch.Tensor, batch: Batch) -> torch.Tensor:
-        hard = super().loss(output, batch)
-        if self._teacher_logits is None:  # evaluation: the label loss alone
-            return hard
-        soft = soft_loss(output, self._teacher_logits, self.temperature, batch.weight)
-        self._soft = float(soft.detach())
-        return self.alpha * soft + (1 - self.alpha) * hard
-
-
-def _check_compatible(cfg: RunConfig, tcfg: RunConfig, inputs: tuple[str, ...]) -> None:
-    if "jet" in inputs:
-        same = list(cfg.data.jet_features) == list(tcfg.data.jet_features) and \
-            [s for s in cfg.preprocess if s.block == "jet"] == [s for s in tcfg.preprocess if s.block == "jet"]
-        if not same:
-            raise ConfigError("the teacher reads jet features: the student needs the same data.jet_features "
-                              "and jet preprocessing")
-    if "x" in inputs and any(f in ("charge", "pid", "pid_onehot") for f in tcfg.data.particle_features):
-        raise ConfigError("the teacher's particle features use charge/pid, which distillation cannot rebuild "
-                          "from four-vectors")
-    keys = ("train", "val", "test", "split", "max_jets")
-    if cfg.train.seed != tcfg.train.seed or any(getattr(cfg.data, k) != getattr(tcfg.data, k) for k in keys):
-        log.warning("the student's data split differs from the teacher's: the teacher may have trained "
-                    "on the student's test jets")
-
-
-def teacher_batch(batch: Batch, tcfg: RunConfig, pre: dict[str, Any], inputs: tuple[str, ...]) -> Batch:
-    """The teacher's inputs from a student batch: x and image rebuilt from p4 and mask.
-
-    The jet axis of the relative features (deta, dphi, ...) is the sum of the batch's particles:
-    exact when no jet has more constituents than the student's ``data.max_particles`` (the loader
-    uses the full jet), a small shift for the softest particles of larger jets otherwise.
-
-    Shapes: batch.p4 (B, N, 4), batch.mask (B, N) -> x (B, N', C_teacher), N' = min(N, teacher max_particles).
-    """
-    n = batch.p4.shape[1] if tcfg.data.max_particles is None else min(batch.p4.shape[1], tcfg.data.max_particles)
-    p4, mask = batch.p4[:, :n], batch.mask[:, :n]  # constituents are pT-ordered: keep the hardest
-    out: dict[str, torch.Tensor] = {}
-    for name in inputs:
-        if name in ("p4", "mask"):
-            out[name] = p4 if name == "p4" else mask
-        elif name == "jet":
-            out["jet"] = batch.jet
-        elif name == "image":
-            from hepnn.data.images import jet_images
-
-            out["image"] = jet_images(p4, mask, size=tcfg.data.image_size)  # (B, 1, H, W)
-        elif name == "x":
-            out["x"] = _teacher_features(p4, mask, tcfg, pre.get("particle"))
-    return Batch(**out)
-
-
-def _teacher_features(p4: torch.Tensor, mask: torch.Tensor, tcfg: RunConfig, pre: Any) -> torch.Tensor:
-    from hepnn.data.features import particle_features
-
-    x = particle_features(p4.cpu(), mask.cpu(), tcfg.data.particle_features)  # (B, N, C)
-    if pre is not None:  # the real particles only, as the teacher's loader did
-        xn = x.numpy()
-        m = mask.cpu().numpy()
-        xn[m] = pre.transform(xn[m])
-    return x.to(p4.device)
-
-
-def student_config(teacher: str | Path, student: str, *, config: str | Path | None = None,
+def student_config(teacher: str | Path, student: str | None = None, *, config: str | Path | None = None,
                    temperature: float = 4.0, alpha: float = 0.7, overrides: list[str] | None = None) -> RunConfig:
-    """The student's run config: the teacher's data, split and training settings with the student model
-    at its registered defaults (or the sections of a student ``config`` file), plus the distill section.
+    """The student's run config: the teacher's data, split and training settings with the ``student``
+    model at its registered defaults (default "mlp"), or the model/preprocess/train sections of a
+    student ``config`` file (not both), plus the distill section.
 
     Preprocessing keeps the teacher's steps and standardizes any block the student reads that the
     teacher did not (e.g. jet features for an MLP student of a PFN).
     """
-    from hepnn.registry import get_model_spec
-
-    teacher = Path(teacher)
-    tcfg = load_config(teacher / "config.yaml") if (teacher / "config.yaml").is_file() else None
-    if tcfg is None:
-        raise HepnnError(f"{teacher} is not a run directory (no config.yaml)")
+    if student is not None and config is not None:
+        raise HepnnError(f"give the student as --student {student} or as --config {config}, not both "
+                         "(the config's model section names the student)")
+    teacher = require_run_dir(teacher)
+    tcfg = load_config(teacher / "config.yaml")
     raw = tcfg.model_dump(mode="json", exclude={"distill", "tune"})
-    raw["model"] = {"name": student, "params": {}}
+    raw["model"] = {"name": student or "mlp", "params": {}}
     if config is not None:
         given = load_config(config).model_dump(mode="json", exclude={"distill", "tune"})
         raw.update({k: given[k] for k in ("model", "preprocess", "train")})
@@ -217,10 +43,10 @@ def student_config(teacher: str | Path, student: str, *, config: str | Path | No
             raw["preprocess"].append({"block": block, "kind": "standardize"})
     raw["distill"] = {"teacher": str(teacher.resolve()), "temperature": temperature, "alpha": alpha}
     raw = apply_overrides(raw, list(overrides or []))
-    return validate_config(yaml.safe_load(yaml.safe_dump(raw)), f"distill {teacher} -> {student}")
+    return validate_config(yaml.safe_load(yaml.safe_dump(raw)), f"distill {teacher} -> {raw['model']['name']}")
 
 
-def distill(teacher: str | Path, student: str, out: str | Path | None = None, *, config: str | Path | None = None,
+def distill(teacher: str | Path, student: str | None = None, out: str | Path | None = None, *, config: str | Path | None = None,
             temperature: float = 4.0, alpha: float = 0.7, overrides: list[str] | None = None,
             progress: bool = True) -> Path:
     """Train ``student`` with knowledge distillation from the ``teacher`` run; returns the run directory."""

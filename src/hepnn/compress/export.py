@@ -214,19 +214,18 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, n_check: i
     With a separate ``out`` the run's files (config, preprocessing, weights, metrics) are copied
     beside the ONNX file, so ``out`` is itself a run directory. Returns the onnx.json description.
     """
+    from hepnn.compress.rundir import start_run
     from hepnn.data.features import expand_feature_names
-    from hepnn.evaluate.run import load_run
     from hepnn.registry import get_model_spec
+    from hepnn.runs import load_run
 
     run_dir = Path(run_dir)
     cfg, model, pre, kind = load_run(run_dir)
     spec = get_model_spec(cfg.model.name)
-    if spec.family == "bdt" or not isinstance(model, nn.Module):
+    if not spec.is_torch:
         raise HepnnError(f"{cfg.model.name} is not a torch model; export its xgboost model.json instead")
     out = run_dir if out is None else Path(out)
     if out != run_dir:  # a run directory of its own, named after it (compare keeps it apart)
-        from hepnn.compress.rundir import start_run
-
         start_run(out, cfg, parent=run_dir)
         for name in RUN_FILES:
             if (run_dir / name).is_file():
@@ -250,8 +249,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, n_check: i
 
 def check_batches(run_dir: Path, n_jets: int, batch_size: int = 128) -> list[Batch]:
     """Batches of the run's first ``n_jets`` test jets, as the run's loader builds them."""
-    from hepnn.compress.rundir import load_run_data
-    from hepnn.train.fit import make_loaders
+    from hepnn.runs import load_run_data, make_loaders
 
     cfg, pre, splits, kind, fields = load_run_data(run_dir)
     test = splits.test.take(np.arange(min(n_jets, len(splits.test))))

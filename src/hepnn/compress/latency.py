@@ -125,26 +125,39 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure_run(run_dir: str | Path, *, backends: Sequence[str] = BACKENDS, batch_size: int = 1024,
+def measure_run(run_dir: str | Path, *, backends: Sequence[str] | None = None, batch_size: int = 1024,
                 device: str = "auto", warmup: int = 5, repeats: int = 20) -> list[dict[str, Any]]:
     """Latency of a run's model on its test jets; writes latency.json and records ``latency_ms``
-    (eager, batch 1) and ``throughput_jets_s`` (eager, large batch) in run.json and metrics.json."""
+    (eager, batch 1) and ``throughput_jets_s`` (eager, large batch) in run.json and metrics.json.
+
+    ``backends`` default: all of ``BACKENDS``, or only eager for a quantized run (already int8: eager
+    *is* the quantized model, which neither compiles nor exports); naming another for it is an error.
+    """
     from hepnn.compress.export import check_batches
+    from hepnn.compress.recipe import RECIPE_FILE
     from hepnn.compress.rundir import record
-    from hepnn.evaluate.run import load_run
     from hepnn.io_utils import write_json_atomic
     from hepnn.registry import get_model_spec
+    from hepnn.runs import load_run
     from hepnn.train.engine import resolve_device
 
     run_dir = Path(run_dir)
     cfg, model, _, _ = load_run(run_dir)
     if not isinstance(model, nn.Module):
-        raise HepnnError("latency is measured for torch models; a BDT is not one")
+        raise HepnnError(f"latency is measured for torch models; {cfg.model.name} is not one")
+    quantized = (run_dir / RECIPE_FILE).is_file()
+    if backends is None:
+        backends = ["eager"] if quantized else list(BACKENDS)
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise HepnnError(f"unknown latency backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    if quantized and set(backends) != {"eager"}:
+        others = ", ".join(b for b in backends if b != "eager")
+        raise HepnnError(f"{run_dir} is quantized: only the eager backend applies (it runs int8 already); "
+                         f"drop {others} from --backends, or measure the run it was quantized from")
     inputs = get_model_spec(cfg.model.name).inputs
     big = check_batches(run_dir, batch_size, batch_size=batch_size)[0]
     batches = {1: big[np.arange(1)], len(big): big}
-    if (run_dir / "quantization.json").is_file():  # already int8: eager *is* the quantized model
-        backends = [b for b in backends if b in ("eager",)]
     dev = resolve_device(device)
     rows = measure_model(model, inputs, batches, backends=backends, device=dev, warmup=warmup, repeats=repeats)
     write_json_atomic(run_dir / "latency.json", {"device": str(dev), "torch_threads": torch.get_num_threads(),

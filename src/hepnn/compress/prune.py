@@ -138,8 +138,8 @@ def prune_run(run_dir: str | Path, out: str | Path, sparsity: float, *, structur
     Between the steps the model is fine-tuned for ``finetune_epochs`` epochs on the run's training
     split (0 = no fine-tuning). Returns the sparsity report plus the test metrics.
     """
-    from hepnn.compress.rundir import finetune, finish_run, load_run_data, start_run
-    from hepnn.evaluate.run import load_run
+    from hepnn.compress.rundir import finetune, finish_run, start_run
+    from hepnn.runs import load_run, load_run_data
     from hepnn.train.checkpoint import save_weights
 
     run_dir, out = Path(run_dir), Path(out)

@@ -10,46 +10,25 @@
 torchao replaces ``torch.ao.quantization``, deprecated in torch 2.13. A quantized model's weights are
 tensor subclasses, not a plain state dict, so a quantized run stores the float weights
 (model.safetensors) plus the recipe (quantization.json: scheme, layers, calibrated scales) and is
-re-quantized on load (``apply_recipe``, called by ``hepnn.evaluate.run.load_run``): no pickle.
+re-quantized on load (``hepnn.compress.recipe``, applied by ``hepnn.runs.load_run``): no pickle.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import logging
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 from torch import nn
 
+from hepnn.compress.recipe import RECIPE_FILE, SCHEMES, apply_recipe, linear_layers, torchao_quantization
 from hepnn.data.batch import Batch
-from hepnn.errors import HepnnError, missing_extra
+from hepnn.errors import HepnnError
 from hepnn.io_utils import write_json_atomic
 from hepnn.log import get_logger
 
 log = get_logger(__name__)
-
-SCHEMES = ("int8_dynamic", "int8_static", "int8_qat")
-RECIPE_FILE = "quantization.json"
-
-
-def _torchao() -> Any:
-    # torchao logs a failed load for every CUDA-only kernel library on a CPU machine; not our news.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)  # torchao's enum registrations
-    try:
-        import torchao.quantization as q
-    except ImportError:
-        raise missing_extra("quant", "torchao") from None
-    return q
-
-
-def linear_layers(model: nn.Module) -> list[str]:
-    """Qualified names of the nn.Linear layers torchao may quantize (MultiheadAttention's own skipped)."""
-    skip = {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) not in skip]
 
 
 @torch.no_grad()
@@ -93,30 +72,9 @@ def make_recipe(model: nn.Module, scheme: str, calibration: dict[str, dict[str, 
     return recipe
 
 
-def apply_recipe(model: nn.Module, recipe: dict[str, Any]) -> nn.Module:
-    """Quantize the float ``model`` in place as ``recipe`` says (QAT models: their fine-tuned weights)."""
-    q = _torchao()
-    from torchao.quantization.granularity import PerRow, PerTensor
-
-    layers = set(recipe["layers"])
-    missing = layers - set(linear_layers(model))
-    if missing:
-        raise HepnnError(f"the quantization recipe names layers the model lacks: {sorted(missing)[:5]}")
-    model.eval()
-    if recipe["scheme"] in ("int8_dynamic", "int8_qat"):
-        q.quantize_(model, q.Int8DynamicActivationInt8WeightConfig(), filter_fn=lambda m, fqn: fqn in layers)
-        return model
-    for name in recipe["layers"]:  # static: each layer has its own calibrated activation scale
-        shape = (1,) * int(recipe["activation_ndim"][name])  # torchao wants the scale at the input's rank
-        scale = torch.full(shape, float(recipe["activation_scales"][name]))
-        config = q.Int8StaticActivationInt8WeightConfig(act_quant_scale=scale, granularity=[PerTensor(), PerRow()])
-        q.quantize_(model, config, filter_fn=lambda m, fqn, name=name: fqn == name)
-    return model
-
-
 def prepare_qat(model: nn.Module) -> nn.Module:
     """Insert fake quantizers: int8 weights per output channel, int8 activations per token."""
-    q = _torchao()
+    q = torchao_quantization()
     from torchao.quantization.qat import IntxFakeQuantizeConfig, QATConfig
 
     act = IntxFakeQuantizeConfig(torch.int8, "per_token", is_symmetric=False)  # symmetric per token: unsupported
@@ -129,22 +87,11 @@ def prepare_qat(model: nn.Module) -> nn.Module:
 
 def convert_qat(model: nn.Module) -> nn.Module:
     """Remove the fake quantizers, leaving plain Linear layers with the QAT-trained float weights."""
-    q = _torchao()
+    q = torchao_quantization()
     from torchao.quantization.qat import QATConfig
 
     q.quantize_(model, QATConfig(step="convert"))
     return model
-
-
-def load_recipe(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        recipe = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise HepnnError(f"{path} is not a readable quantization recipe ({err})") from None
-    if recipe.get("scheme") not in SCHEMES:
-        raise HepnnError(f"{path}: unknown scheme {recipe.get('scheme')!r}")
-    return recipe
 
 
 def quantize_run(run_dir: str | Path, out: str | Path, mode: str = "ptq", *, static: bool = False,
@@ -157,10 +104,9 @@ def quantize_run(run_dir: str | Path, out: str | Path, mode: str = "ptq", *, sta
         finetune_epochs: QAT fine-tuning epochs.
     Returns the recipe plus the test metrics.
     """
-    from hepnn.compress.rundir import finetune, finish_run, load_run_data, model_stats, start_run
-    from hepnn.evaluate.run import load_run
+    from hepnn.compress.rundir import finetune, finish_run, model_stats, start_run
+    from hepnn.runs import load_run, load_run_data, make_loaders
     from hepnn.train.checkpoint import save_weights
-    from hepnn.train.fit import make_loaders
 
     if mode not in ("ptq", "qat"):
         raise HepnnError(f"--quantize must be ptq or qat, got {mode!r}")

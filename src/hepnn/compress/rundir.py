@@ -18,9 +18,11 @@ import torch
 from torch import nn
 
 from hepnn.config import RunConfig, dump_config
+from hepnn.data.dataset import Splits
 from hepnn.errors import HepnnError
 from hepnn.io_utils import write_json_atomic, write_text_atomic
 from hepnn.log import get_logger
+from hepnn.runs import Preprocessing, load_run, run_fields
 
 log = get_logger(__name__)
 
@@ -56,23 +58,6 @@ def model_stats(model: nn.Module) -> dict[str, int]:
     }
 
 
-def load_run_data(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any], Any, str, tuple[str, ...]]:
-    """(config, fitted preprocessing, in-memory splits, task kind, model inputs) of a run."""
-    from hepnn.config import load_config
-    from hepnn.data.dataset import load_preprocessors, load_splits
-    from hepnn.registry import get_model_spec
-    from hepnn.train.fit import task_kind
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise HepnnError(f"{run_dir} is not a run directory (no config.yaml); pass the folder `hepnn train` wrote")
-    cfg = load_config(run_dir / "config.yaml")
-    kind = task_kind(cfg)
-    inputs = get_model_spec(cfg.model.name).inputs
-    splits = load_splits(cfg.data, fields=(*inputs, "y", "weight"), task=kind, seed=cfg.train.seed, mode="memory")
-    return cfg, load_preprocessors(run_dir / "preprocess.json"), splits, kind, tuple(inputs)
-
-
 def start_run(out: str | Path, cfg: RunConfig, parent: str | Path | None = None) -> RunConfig:
     """A new run directory with the config (named after ``out``) and the parent's preprocessing;
     returns the config as written."""
@@ -88,7 +73,7 @@ def start_run(out: str | Path, cfg: RunConfig, parent: str | Path | None = None)
     return cfg
 
 
-def finish_run(out: Path, cfg: RunConfig, model: nn.Module, pre: dict[str, Any], splits: Any, kind: str,
+def finish_run(out: Path, cfg: RunConfig, model: nn.Module, pre: Preprocessing, splits: Splits, kind: str,
                info: dict[str, Any], stats: dict[str, int] | None = None) -> dict[str, Any]:
     """Write run.json (identity, sizes, ``info``) and evaluate ``model`` on the test split.
 
@@ -123,7 +108,6 @@ def compression_table(run_dirs: list[str | Path], columns: tuple[str, ...] = COL
     """
     from hepnn.evaluate.compare import compare_runs, to_markdown
     from hepnn.evaluate.comparison import read_run
-    from hepnn.evaluate.run import load_run
 
     runs = []
     for d in run_dirs:
@@ -142,7 +126,7 @@ def compression_table(run_dirs: list[str | Path], columns: tuple[str, ...] = COL
     return to_markdown(rows, columns)
 
 
-def finetune(cfg: RunConfig, model: nn.Module, splits: Any, pre: dict[str, Any], run_dir: Path, *, kind: str,
+def finetune(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preprocessing, run_dir: Path, *, kind: str,
              epochs: int, lr_scale: float = 0.1, progress: bool = False) -> nn.Module:
     """Train ``model`` further through the normal engine (``hepnn.train.fit``), from its current weights.
 
@@ -150,8 +134,7 @@ def finetune(cfg: RunConfig, model: nn.Module, splits: Any, pre: dict[str, Any],
     initialization is left alone (``train.init=default``): pruning masks, fake quantizers and the
     trained weights all stay in place. History and checkpoints go to ``run_dir``.
     """
-    from hepnn.registry import get_model_spec
-    from hepnn.train.fit import _fit_torch
+    from hepnn.train.fit import train_torch
 
     tc = cfg.train
     ft = cfg.model_copy(update={"train": tc.model_copy(update={
@@ -159,7 +142,7 @@ def finetune(cfg: RunConfig, model: nn.Module, splits: Any, pre: dict[str, Any],
         "optimizer": tc.optimizer.model_copy(update={"lr": tc.optimizer.lr * lr_scale}),
         "schedule": tc.schedule.model_copy(update={"warmup_steps": 0}),
     })})
-    fields = (*get_model_spec(cfg.model.name).inputs, "y", "weight")
     run_dir.mkdir(parents=True, exist_ok=True)
-    _fit_torch(ft, model, splits, pre, run_dir, kind=kind, fields=fields, resume=False, progress=progress)
+    train_torch(ft, model, splits, pre, run_dir, kind=kind, fields=run_fields(ft, train=True), resume=False,
+                progress=progress)
     return model.cpu().eval()

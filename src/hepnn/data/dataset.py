@@ -42,14 +42,14 @@ def loader_mode(data: DataConfig, *, needs_jet: bool) -> str:
     if data.loader == "memory":
         return "memory"
     from hepnn.data.io import count_jets, expand_paths
-    from hepnn.data.loader import _mean_particles, choose_loader
+    from hepnn.data.loader import mean_particles, choose_loader
 
     files = [str(p) for p in expand_paths(data.train)]
     n_jets = sum(count_jets(f) for f in files)
     if data.max_jets is not None:
         n_jets = min(n_jets, data.max_jets)
     n_jet = len(data.jet_features) if needs_jet else 0
-    return choose_loader(n_jets, _mean_particles(files), n_jet, data.memory_limit_gb, data.loader)
+    return choose_loader(n_jets, mean_particles(files), n_jet, data.memory_limit_gb, data.loader)
 
 
 def read_split(paths: Sequence[str], data: DataConfig, *, needs_jet: bool, target: str | None) -> JaggedJets:
@@ -124,6 +124,20 @@ def load_splits(data: DataConfig, *, fields: Sequence[str], task: str, seed: int
                             f"set data.num_classes={seen}")
     log.info("jets: %s train, %d val, %d test", "streamed" if mode == "stream" else len(sample), len(val), len(test))
     return Splits(train, val, test, num_classes, sample)
+
+
+def keep_labels(splits: Splits, labels: list[int]) -> None:
+    """Train and validate on jets with ``labels`` only (e.g. QCD for anomaly detection); test keeps all."""
+    if isinstance(splits.train, list):
+        raise ConfigError("data.train_labels needs the training jets in memory (data.loader=memory)")
+    for name in ("train", "val", "train_sample"):
+        jets = getattr(splits, name)
+        idx = np.flatnonzero(np.isin(jets.y, labels))
+        if len(idx) == 0:
+            raise ConfigError(f"data.train_labels={labels} leaves no {name} jets (labels present: "
+                              f"{sorted(set(np.unique(jets.y).tolist()))})")
+        setattr(splits, name, jets.take(idx))
+    log.info("data.train_labels=%s: %d train, %d val jets kept", labels, len(splits.train), len(splits.val))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -356,12 +356,3 @@ def _stable_dot(pti: Tensor, m2i: Tensor, mti: Tensor, dy: Tensor, dphi: Tensor,
     dot.addcmul_(mt_mt, dy.mul(0.5).sinh_().square_(), value=2)
     return dot.addcmul_(pt_pt, dphi.mul(0.5).sin_().square_(), value=2)
 
-
-def __getattr__(name: str):
-    """Jet-level features live in ``jet_features.py``; importing them from here works too (lazily,
-    which keeps the two modules free of an import cycle)."""
-    if name in ("jet_features", "nsubjettiness", "JET_FEATURES"):
-        from hepnn.data import jet_features as jet_level
-
-        return getattr(jet_level, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

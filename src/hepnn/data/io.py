@@ -57,11 +57,11 @@ def write_parquet(
     """
     import pyarrow.parquet as pq
 
-    from hepnn.io_utils import _json_default
+    from hepnn.io_utils import json_default
 
     table = ak.to_arrow_table(to_native_types(arrays), extensionarray=False)
     meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = json.dumps(metadata or {}, sort_keys=True, default=_json_default).encode()
+    meta[METADATA_KEY] = json.dumps(metadata or {}, sort_keys=True, default=json_default).encode()
     table = table.replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)

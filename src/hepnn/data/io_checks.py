@@ -65,9 +65,11 @@ class LayoutGuard:
 def validate_chunk(chunk: ak.Array, path: Path, offset: int, *, drop_empty: bool = False) -> ak.Array:
     """Check one chunk (rows ``offset ...`` of ``path``) and return it with an int64 label.
 
-    Checks: momenta finite; label finite, integer and >= 0; every jet has a constituent
-    (``drop_empty=True`` drops such jets with a warning instead).
+    Checks: the jagged particle columns hold one entry per constituent each; momenta finite; label
+    finite, integer and >= 0; every jet has a constituent (``drop_empty=True`` drops such jets with a
+    warning instead).
     """
+    check_jagged_lengths(chunk, path, offset)
     for name in FINITE:
         if name in chunk.fields:
             _check_finite(chunk[name], path, name, offset)
@@ -86,6 +88,24 @@ def validate_chunk(chunk: ak.Array, path: Path, offset: int, *, drop_empty: bool
                     offset + empty[0])
         chunk = chunk[counts > 0]
     return chunk
+
+
+def check_jagged_lengths(chunk: ak.Array, path: Path, offset: int) -> None:
+    """Every jagged column of ``chunk`` has the same number of entries per jet (one per constituent)."""
+    jagged = [name for name in chunk.fields if chunk[name].ndim > 1]
+    if len(jagged) < 2:
+        return
+    counts = {name: ak.to_numpy(ak.num(chunk[name], axis=1)) for name in jagged}
+    first = jagged[0]
+    for name in jagged[1:]:
+        bad = np.flatnonzero(counts[name] != counts[first])
+        if len(bad):
+            row = int(bad[0])
+            raise DataError(
+                f"{path}: particle columns {first} and {name} disagree in length at row {offset + row} "
+                f"({counts[first][row]} vs {counts[name][row]} entries; {len(bad)} such jets in rows "
+                f"{offset}-{offset + len(chunk) - 1}); every per-particle column needs one entry per constituent"
+            )
 
 
 def _multiplicity(chunk: ak.Array) -> np.ndarray | None:

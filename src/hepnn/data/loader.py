@@ -5,7 +5,7 @@
 * ``JetLoader`` iterates over ``Batch``es of a ``JaggedJets`` held in memory, with multiplicity
   bucketing, a per-epoch seeded shuffle, and an exact resume position (``state_dict``).
 * ``StreamingJetLoader`` (``hepnn.data.stream``) does the same for data larger than memory.
-* ``choose_loader`` / ``make_loaders`` pick between the two from a memory estimate.
+* ``choose_loader`` picks between the two from a memory estimate (``hepnn.runs.make_loaders`` builds them).
 """
 
 from __future__ import annotations
@@ -234,11 +234,11 @@ class JetLoader:
                 "n_jets": len(self.jets), "batch_size": self.batch_size}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
-        _check_resume(state, seed=self.seed, n_jets=len(self.jets), batch_size=self.batch_size)
+        check_resume(state, seed=self.seed, n_jets=len(self.jets), batch_size=self.batch_size)
         self.epoch, self.position = int(state["epoch"]), int(state["batch"])
 
 
-def _check_resume(state: Mapping[str, int], **expected: int) -> None:
+def check_resume(state: Mapping[str, int], **expected: int) -> None:
     for key, value in expected.items():
         if key in state and int(state[key]) != value:
             raise ConfigError(f"cannot resume the data position: {key} was {state[key]}, now {value}")
@@ -271,47 +271,11 @@ def choose_loader(n_jets: int, mean_particles: float, n_features: int, memory_li
     return choice
 
 
-def _mean_particles(paths: Sequence[str], sample: int = 2_000) -> float:
+def mean_particles(paths: Sequence[str], sample: int = 2_000) -> float:
+    """Mean multiplicity of the first ``sample`` jets of ``paths`` (for the memory estimate)."""
     from hepnn.data.io import iter_chunks
 
     import awkward as ak
 
     first = next(iter(iter_chunks(paths, sample, columns=["part_E"])))
     return float(np.mean(ak.to_numpy(ak.num(first["part_E"], axis=1))))
-
-
-def make_loaders(splits: Mapping[str, JaggedJets | Sequence[str]], builder: BatchBuilder, *,
-                 batch_size: int = 256, seed: int = 0, mode: str = "auto", memory_limit_gb: float = 4.0,
-                 chunk_size: int = 100_000, bucketing: bool = True, target: str | None = "label",
-                 jet_features: Sequence[str] = (), max_jets: int | None = None,
-                 shuffled: Sequence[str] = ("train",)) -> dict[str, Any]:
-    """One loader per split: ``JaggedJets`` in memory, or files read into memory or streamed.
-
-    Args:
-        splits: name -> jets already in memory, or file paths/globs.
-        shuffled: splits iterated in random order (the rest keep file order, so predictions align).
-        mode: "auto" (``choose_loader`` per split), "memory" or "stream".
-        Others: as in ``JetLoader`` / ``StreamingJetLoader`` / ``JaggedJets.from_awkward``.
-    """
-    from hepnn.data.io import count_jets, expand_paths, read_jets
-    from hepnn.data.stream import StreamingJetLoader
-
-    loaders: dict[str, Any] = {}
-    for name, source in splits.items():
-        shuffle = name in shuffled  # the others keep file order (no bucketing), so predictions align
-        kw = {"batch_size": batch_size, "seed": seed, "bucketing": bucketing and shuffle, "shuffle": shuffle}
-        if isinstance(source, JaggedJets):
-            loaders[name] = JetLoader(source, builder, **kw)
-            continue
-        files = [str(p) for p in expand_paths(source)]
-        n_jets = sum(count_jets(f) for f in files)
-        n_jets = n_jets if max_jets is None else min(n_jets, max_jets)
-        choice = choose_loader(n_jets, _mean_particles(files), len(jet_features), memory_limit_gb, mode)
-        if choice == "memory":
-            jets = JaggedJets.from_awkward(read_jets(files, max_jets=max_jets), target=target,
-                                           jet_features=jet_features)
-            loaders[name] = JetLoader(jets, builder, **kw)
-        else:
-            loaders[name] = StreamingJetLoader(files, builder, chunk_size=chunk_size, target=target,
-                                               jet_features=jet_features, max_jets=max_jets, **kw)
-    return loaders

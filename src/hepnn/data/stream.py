@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from hepnn.data.batch import Batch
 from hepnn.data.jagged import JaggedJets, bucket_batches, plain_batches
-from hepnn.data.loader import BatchBuilder, _check_resume
+from hepnn.data.loader import BatchBuilder, check_resume
 from hepnn.errors import ConfigError
 
 _END = object()
@@ -258,7 +258,7 @@ class StreamingJetLoader:
                 "n_jets": self.n_jets, "batch_size": self.batch_size}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
-        _check_resume(state, seed=self.seed, n_jets=self.n_jets, batch_size=self.batch_size)
+        check_resume(state, seed=self.seed, n_jets=self.n_jets, batch_size=self.batch_size)
         self.epoch, self.position = int(state["epoch"]), int(state["batch"])
 
     def close(self) -> None:

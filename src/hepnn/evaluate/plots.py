@@ -37,7 +37,7 @@ _SUFFIXES = {".png", ".pdf", ".svg"}
 
 
 @contextlib.contextmanager
-def _figure(nrows: int = 1, ncols: int = 1, **kw: Any) -> Iterator[tuple[Any, Any]]:
+def figure(nrows: int = 1, ncols: int = 1, **kw: Any) -> Iterator[tuple[Any, Any]]:
     """A fresh Figure and its axes inside the mplhep CMS style context."""
     try:
         import matplotlib
@@ -57,7 +57,7 @@ def _figure(nrows: int = 1, ncols: int = 1, **kw: Any) -> Iterator[tuple[Any, An
         yield fig, axes
 
 
-def _save(fig: Any, path: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+def save_figure(fig: Any, path: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write ``fig`` to ``<stem>.<fmt>`` for each format, each file atomically."""
     stem = Path(path)
     if stem.suffix.lower() in _SUFFIXES:  # tolerate "roc.png": the stem is "roc"
@@ -105,7 +105,7 @@ def plot_roc(
         path: output path stem.
     """
     _require("curves", curves)
-    with _figure() as (fig, ax):
+    with figure() as (fig, ax):
         ax = ax[0, 0]
         for label, curve in curves.items():
             es, eb = _curve_arrays(label, curve)
@@ -118,7 +118,7 @@ def plot_roc(
         ax.set_xlabel(r"Background efficiency $\varepsilon_B$")
         ax.set_ylabel(r"Signal efficiency $\varepsilon_S$")
         ax.legend(fontsize="x-small", loc="lower right", frameon=False)
-        return _save(fig, path, formats)
+        return save_figure(fig, path, formats)
 
 
 def _draw_rejection(ax: Any, curves: Mapping[str, tuple[Any, Any]], effs: Sequence[float]) -> None:
@@ -166,9 +166,9 @@ def plot_rejection(
         path: output path stem.
     """
     _require("curves", curves)
-    with _figure() as (fig, ax):
+    with figure() as (fig, ax):
         _draw_rejection(ax[0, 0], curves, effs)
-        return _save(fig, path, formats)
+        return save_figure(fig, path, formats)
 
 
 def plot_scores(
@@ -201,7 +201,7 @@ def plot_scores(
     edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
     centers, width = 0.5 * (edges[1:] + edges[:-1]), np.diff(edges)
     classes = np.union1d(np.unique(y_tr), np.unique(y_te))
-    with _figure() as (fig, ax):
+    with figure() as (fig, ax):
         ax = ax[0, 0]
         for i, c in enumerate(classes):
             color, name = f"C{i}", names.get(int(c), f"class {int(c)}")
@@ -220,7 +220,7 @@ def plot_scores(
         ax.set_ylim(top=ax.get_ylim()[1] * 1.6)  # room for the legend above the peaks
         ax.legend(fontsize="x-small", ncol=2, loc="upper center", frameon=False,
                   title=title if "p =" in title else None, title_fontsize="x-small")
-        return _save(fig, path, formats)
+        return save_figure(fig, path, formats)
 
 
 _NOT_METRICS = {"epoch", "step", "lr", "time", "time_s", "epoch_time_s", "jets_per_s", "data_wait"}
@@ -250,8 +250,8 @@ def plot_history(
     losses = {k: v for k, v in series.items() if "loss" in k}
     others = {k: v for k, v in series.items() if "loss" not in k}
     panels = [p for p in (losses, others) if p]
-    with _figure(1, len(panels)) as (fig, axes):
-        from matplotlib.ticker import MaxNLocator  # importable: _figure checked matplotlib
+    with figure(1, len(panels)) as (fig, axes):
+        from matplotlib.ticker import MaxNLocator  # importable: figure checked matplotlib
 
         for ax, panel in zip(axes[0], panels):
             for name, v in panel.items():
@@ -261,7 +261,7 @@ def plot_history(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set(xlabel="Epoch", ylabel="Loss" if panel is losses else "Validation metric")
             ax.legend(fontsize="small", frameon=False)
-        return _save(fig, path, formats)
+        return save_figure(fig, path, formats)
 
 
 def plot_response(
@@ -282,7 +282,7 @@ def plot_response(
     _require("responses", responses)
     if "bin_edges" in responses:
         responses = {"": responses}
-    with _figure(2, 1, sharex=True) as (fig, axes):
+    with figure(2, 1, sharex=True) as (fig, axes):
         top, bottom = axes[0, 0], axes[1, 0]
         for i, (label, r) in enumerate(responses.items()):
             edges = np.asarray(r["bin_edges"], dtype=float)
@@ -299,7 +299,7 @@ def plot_response(
         else:
             top.set_title(ylabel, fontsize="small", loc="right")
         bottom.legend(fontsize="small")
-        return _save(fig, path, formats)
+        return save_figure(fig, path, formats)
 
 
 def plot_distributions(
@@ -323,7 +323,7 @@ def plot_distributions(
     for k, v in data.items():
         _require(f"sample {k!r}", v)
     edges = np.histogram_bin_edges(np.concatenate(list(data.values())), bins=bins)
-    with _figure() as (fig, ax):
+    with figure() as (fig, ax):
         ax = ax[0, 0]
         for label, v in data.items():
             ax.hist(v, bins=edges, density=density, histtype="step", lw=1.5, label=label)
@@ -331,4 +331,4 @@ def plot_distributions(
         if logy:
             ax.set_yscale("log")
         ax.legend(fontsize="small")
-        return _save(fig, path, formats)
+        return save_figure(fig, path, formats)

@@ -1,7 +1,8 @@
 """Evaluate and predict with a run directory: metrics.json, scores, plots and the report.
 
-A run directory is enough: the resolved config rebuilds the model and the data split, the fitted
-preprocessing comes from preprocess.json, the weights from model.safetensors (model.json for BDTs).
+A run directory is enough (``hepnn.runs.load_run``): the resolved config rebuilds the model and the
+data split, the fitted preprocessing comes from preprocess.json, the weights from model.safetensors
+(model.json for tree models).
 """
 
 from __future__ import annotations
@@ -13,106 +14,18 @@ from typing import Any
 
 import numpy as np
 
-from hepnn.config import RunConfig, dump_config, load_config
+from hepnn.config import RunConfig, dump_config
+from hepnn.data.dataset import Splits
 from hepnn.data.jagged import JaggedJets
-from hepnn.errors import HepnnError
+from hepnn.evaluate.scores import predict_jets, read_history, scores_table, write_table
 from hepnn.io_utils import write_json_atomic
 from hepnn.log import get_logger
+from hepnn.runs import Model, Preprocessing, load_run, run_fields
 
 log = get_logger(__name__)
 
 
-
-def load_run(run_dir: str | Path) -> tuple[RunConfig, Any, dict[str, Any], str]:
-    """(config, model with weights, fitted preprocessors, task kind) of a finished run."""
-    from hepnn.data.dataset import load_preprocessors
-    from hepnn.registry import get_model_spec
-    from hepnn.train.checkpoint import load_weights
-    from hepnn.train.fit import build_model, task_kind
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise HepnnError(f"{run_dir} is not a run directory (no config.yaml); pass the folder `hepnn train` wrote")
-    cfg = load_config(run_dir / "config.yaml")
-    model = build_model(cfg)
-    if get_model_spec(cfg.model.name).family == "bdt":
-        path = run_dir / "model.json"
-        if not path.is_file():
-            raise HepnnError(f"{path} is missing; the BDT run did not finish")
-        model.load(path)
-    else:
-        load_weights(model, run_dir / "model.safetensors")
-        model.eval()
-        if (run_dir / "quantization.json").is_file():  # a quantized run: float weights + recipe
-            from hepnn.compress.quantize import apply_recipe, load_recipe
-
-            apply_recipe(model, load_recipe(run_dir / "quantization.json"))
-    return cfg, model, load_preprocessors(run_dir / "preprocess.json"), task_kind(cfg)
-
-
-def predict_jets(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: JaggedJets, kind: str) -> dict[str, np.ndarray]:
-    """Scores (classification) or predictions (regression) for ``jets``, in their order."""
-    from hepnn.registry import get_model_spec
-
-    if get_model_spec(cfg.model.name).family == "bdt":
-        x = pre["jet"].transform(jets.jet) if "jet" in pre else jets.jet
-        out = model.predict_arrays(x)
-        key = "score" if kind == "classify" else "pred"
-        if kind == "classify" and out.ndim == 2 and out.shape[1] == 2:
-            out = out[:, 1]
-        return {key: out.astype(np.float32), "y": jets.y}
-    from hepnn.train.engine import predict_outputs
-    from hepnn.train.fit import eval_loader, make_builder, make_task
-
-    spec = get_model_spec(cfg.model.name)
-    fields = (*spec.inputs, "y")
-
-    loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=fields), jets)
-    task = make_task(cfg, kind, cfg.data.num_classes, None)
-    out = predict_outputs(model, task, loader)
-    if kind == "regress" and "target" in pre:  # back from standardized to physical units
-        pred = out["pred"]
-        out["pred"] = pre["target"].inverse_transform(pred.reshape(len(pred), -1)).reshape(pred.shape)
-        out["y"] = jets.y.astype(np.float32)
-    return out
-
-
-def jet_kinematics(jets: JaggedJets) -> dict[str, np.ndarray]:
-    """Jet pT and mass from the summed constituents (observers written next to the scores)."""
-    p4 = jets.particles_p4.astype(np.float64)  # (P, 4)
-    starts = jets.offsets[:-1]
-    sums = np.zeros((len(jets), 4))
-    nonempty = jets.counts > 0
-    sums[nonempty] = np.add.reduceat(p4, starts[nonempty], axis=0)
-    pt = np.hypot(sums[:, 1], sums[:, 2])
-    m2 = sums[:, 0] ** 2 - (sums[:, 1:] ** 2).sum(axis=1)
-    return {"jet_pt": pt.astype(np.float32), "jet_mass": np.sqrt(np.clip(m2, 0, None)).astype(np.float32)}
-
-
-def _scores_table(out: dict[str, np.ndarray], jets: JaggedJets) -> dict[str, np.ndarray]:
-    table = {k: v for k, v in out.items() if k != "loss" and v is not None and len(v) == len(jets)}
-    if "score" in table and table["score"].ndim == 2:  # multi-class: one column per class
-        probs = table.pop("score")
-        table.update({f"score_{c}": probs[:, c] for c in range(probs.shape[1])})
-    if "y" in table:
-        y = table.pop("y")
-        if "pred" in table:
-            table["target"] = y
-        else:
-            table["label"] = y.astype(np.int64)
-    table.update(jet_kinematics(jets))
-    return table
-
-
-def write_table(table: dict[str, np.ndarray], path: Path) -> None:
-    import awkward as ak
-
-    from hepnn.data.io import write_parquet
-
-    write_parquet(ak.Array({k: np.asarray(v) for k, v in table.items()}), path, metadata={"kind": "scores"})
-
-
-def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any, run_dir: Path, *,
+def evaluate_loaded(cfg: RunConfig, model: Model, pre: Preprocessing, splits: Splits, run_dir: Path, *,
                     kind: str) -> dict[str, Any]:
     """Score the test split (and part of the training split for the overtraining check), write
     metrics.json, test_scores.parquet, plots and the report."""
@@ -126,7 +39,7 @@ def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any
     cpu0 = time.process_time()
     test = predict_jets(cfg, model, pre, splits.test, kind)
     cpu_s = time.process_time() - cpu0  # CPU seconds: robust to other jobs sharing the machine
-    write_table(_scores_table(test, splits.test), run_dir / "test_scores.parquet")
+    write_table(scores_table(test, splits.test), run_dir / "test_scores.parquet")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     if kind == "classify":
         metrics: dict[str, Any] = M.classification_metrics(test["y"], test["score"], cfg.evaluate.signal_efficiencies)
@@ -145,20 +58,9 @@ def evaluate_loaded(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any
     from hepnn.evaluate.report import write_report
 
     write_report(run_dir, title=f"{cfg.name}: {cfg.model.name}", config_yaml=dump_config(cfg),
-                 metrics=metrics, plots=plots, history=_history(run_dir), info=info)
+                 metrics=metrics, plots=plots, history=read_history(run_dir), info=info)
     log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
-
-
-def _history(run_dir: Path) -> dict[str, list[float]] | None:
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        return None
-    import csv
-
-    rows = list(csv.DictReader(path.open()))
-    keys = [k for k in rows[0] if k.endswith("loss") or k.startswith("val_") or k == "jets_per_s"] if rows else []
-    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
 
 
 def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | None) -> list[Path]:
@@ -183,7 +85,7 @@ def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | N
             response = M.binned_response(y, pred, y, edges, relative=bool(np.all(y > 0)))
             out += P.plot_response(response, pdir / "response", xlabel=f"true {cfg.data.target}",
                                    ylabel="(pred - true) / true" if np.all(y > 0) else "pred - true")
-    history = _history(run_dir)
+    history = read_history(run_dir)
     if history and any(history.values()):
         out += P.plot_history(history, pdir / "history")
     return [p for p in out if p.suffix == ".png"]
@@ -192,11 +94,10 @@ def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | N
 def evaluate_run(run_dir: str | Path, data: list[str] | None = None) -> dict[str, Any]:
     """Re-evaluate a run on its own test split, or on other files (``data``)."""
     from hepnn.data.dataset import load_splits
-    from hepnn.registry import get_model_spec
 
     run_dir = Path(run_dir)
     cfg, model, pre, kind = load_run(run_dir)
-    fields = (*get_model_spec(cfg.model.name).inputs, "y")
+    fields = run_fields(cfg)
     # split by file: only the test files and a sample of the training files are read
     mode = "stream" if cfg.data.val else "memory"
     splits = load_splits(cfg.data, fields=fields, task=kind, seed=cfg.train.seed, mode=mode)
@@ -210,10 +111,9 @@ def evaluate_run(run_dir: str | Path, data: list[str] | None = None) -> dict[str
 def predict_run(run_dir: str | Path, data: list[str], out: str | Path) -> Path:
     """Scores (or predictions), labels when present, and jet pT/mass for every jet of ``data``."""
     from hepnn.data.io import read_jets
-    from hepnn.registry import get_model_spec
 
     cfg, model, pre, kind = load_run(run_dir)
-    fields = get_model_spec(cfg.model.name).inputs
+    fields = run_fields(cfg)
     arrays = read_jets(list(data))
     has_target = cfg.data.target in arrays.fields
     jets = JaggedJets.from_awkward(arrays, target=cfg.data.target if has_target else None,
@@ -224,5 +124,5 @@ def predict_run(run_dir: str | Path, data: list[str], out: str | Path) -> Path:
     result = predict_jets(cfg, model, pre, jets, kind)
     if not has_target:
         result.pop("y", None)
-    write_table(_scores_table(result, jets), Path(out))
+    write_table(scores_table(result, jets), Path(out))
     return Path(out)

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from hepnn.config import RunConfig, dump_config
+from hepnn.data.dataset import Splits
+from hepnn.data.jagged import JaggedJets
+from hepnn.evaluate.scores import predict_jets, read_history, scores_table, write_table
 from hepnn.io_utils import write_json_atomic
 from hepnn.log import get_logger
+from hepnn.registry import Generator, LatentModel, get_model_spec
+from hepnn.runs import Preprocessing, eval_loader, make_builder, run_fields
 
 log = get_logger(__name__)
 
@@ -34,16 +39,16 @@ def anomaly_metrics(y: np.ndarray, score: np.ndarray, effs: list[float]) -> dict
     return out
 
 
-def _awkward(jets: Any) -> Any:
+def _awkward(jets: JaggedJets) -> Any:
     """JaggedJets -> awkward array with the four-momentum columns (for ``physics_features``)."""
     import awkward as ak
 
-    p4 = jets._p4[:-1]  # (P, 4) without the padding sentinel
+    p4 = jets.particles_p4  # (P, 4)
     return ak.zip({c: ak.unflatten(p4[:, j], jets.counts) for j, c in
                    enumerate(("part_E", "part_px", "part_py", "part_pz"))}, depth_limit=1)
 
 
-def generative_metrics(cfg: RunConfig, model: Any, pre: dict[str, Any], test: Any, *, seed: int = 0
+def generative_metrics(cfg: RunConfig, model: Generator, pre: Preprocessing, test: JaggedJets, *, seed: int = 0
                        ) -> tuple[dict[str, float], dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Metrics of generated vs real test jets, and the (real, generated) arrays to overlay."""
     from hepnn.evaluate.generative import compare_samples, physics_features
@@ -67,33 +72,29 @@ def generative_metrics(cfg: RunConfig, model: Any, pre: dict[str, Any], test: An
     return metrics, {k: (real[k], gen[k]) for k in real if k in gen}
 
 
-def _latent(cfg: RunConfig, model: Any, pre: dict[str, Any], jets: Any, kind: str) -> np.ndarray | None:
+def _latent(cfg: RunConfig, model: Any, pre: Preprocessing, jets: JaggedJets, kind: str) -> np.ndarray | None:
     """The 2-D latent codes of ``jets`` (None when the model has no 2-D latent space)."""
     import torch
 
-    from hepnn.registry import get_model_spec
-    from hepnn.train.fit import eval_loader, make_builder
-
-    if getattr(model, "latent_dim", None) != 2 or not hasattr(model, "encode"):
+    if not isinstance(model, LatentModel) or model.latent_dim != 2:
         return None
-    fields = (*get_model_spec(cfg.model.name).inputs, "y")
-    loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=fields), jets)
+    loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=run_fields(cfg)), jets)
     model.eval()
     with torch.no_grad():
         return torch.cat([model.encode(b).float() for b in loader]).numpy()
 
 
 def _plot_latent(z: np.ndarray, y: np.ndarray, path: Path) -> list[Path]:
-    from hepnn.evaluate.plots import _figure, _save
+    from hepnn.evaluate.plots import figure, save_figure
 
-    with _figure() as (fig, ax):
+    with figure() as (fig, ax):
         ax = ax[0, 0]
         for label, name in ((0, "QCD"), (1, "top")):
             sel = y == label
             ax.scatter(z[sel, 0], z[sel, 1], s=2, alpha=0.4, label=f"{name} (label {label})")
         ax.set(xlabel="$z_1$", ylabel="$z_2$")
         ax.legend(fontsize="small", markerscale=4)
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def _plots(cfg: RunConfig, run_dir: Path, test: dict, latent: np.ndarray | None,
@@ -114,30 +115,27 @@ def _plots(cfg: RunConfig, run_dir: Path, test: dict, latent: np.ndarray | None,
         out += _plot_latent(latent, y, pdir / "latent")
     for name, (real, gen) in overlays.items():
         out += P.plot_distributions({"real": real, "generated": gen}, pdir / f"gen_{name}", xlabel=name)
-    from hepnn.evaluate.run import _history
-
-    history = _history(run_dir)
+    history = read_history(run_dir)
     if history and any(history.values()):
         out += P.plot_history(history, pdir / "history")
     return [p for p in out if p.suffix == ".png"]
 
 
-def evaluate_unsupervised(cfg: RunConfig, model: Any, pre: dict[str, Any], splits: Any, run_dir: Path, *,
+def evaluate_unsupervised(cfg: RunConfig, model: Any, pre: Preprocessing, splits: Splits, run_dir: Path, *,
                           kind: str) -> dict[str, Any]:
     """Score the test split, write test_scores.parquet, metrics.json, plots and the report."""
     import json
 
     from hepnn.evaluate.report import write_report
-    from hepnn.evaluate.run import _history, _scores_table, predict_jets, write_table
 
     test = predict_jets(cfg, model, pre, splits.test, kind)
-    write_table(_scores_table(test, splits.test), run_dir / "test_scores.parquet")
+    write_table(scores_table(test, splits.test), run_dir / "test_scores.parquet")
     metrics: dict[str, Any] = {"score_mean": float(np.mean(test["score"]))}
     y = test.get("y")
     if y is not None and set(np.unique(y)) >= {0, 1}:
         metrics.update(anomaly_metrics(y, test["score"], cfg.evaluate.signal_efficiencies))
     overlays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if hasattr(model, "sample"):
+    if get_model_spec(cfg.model.name).kind == "generative":
         gen_metrics, overlays = generative_metrics(cfg, model, pre, splits.test, seed=cfg.train.seed)
         metrics.update(gen_metrics)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
@@ -148,6 +146,6 @@ def evaluate_unsupervised(cfg: RunConfig, model: Any, pre: dict[str, Any], split
         latent = _latent(cfg, model, pre, splits.test, kind) if y is not None else None
         plots = _plots(cfg, run_dir, test, latent, overlays)
     write_report(run_dir, title=f"{cfg.name}: {cfg.model.name} ({kind})", config_yaml=dump_config(cfg),
-                 metrics=metrics, plots=plots, history=_history(run_dir))
+                 metrics=metrics, plots=plots, history=read_history(run_dir))
     log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics

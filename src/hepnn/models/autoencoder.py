@@ -189,7 +189,7 @@ def ae_image(*, image_size: int = 40, channels: Sequence[int] = (8, 16), latent:
     return ConvAE(image_size=image_size, channels=channels, latent=latent, act=act)
 
 
-@register_model("vae_jet", inputs=("jet",), family="autoencoder")
+@register_model("vae_jet", inputs=("jet",), family="autoencoder", kind="generative")
 def vae_jet(*, jet_features: int = 5, hidden: Sequence[int] = (64, 64), latent: int = 2, act: str = "relu") -> JetVAE:
     """Variational autoencoder on jet features: −ELBO anomaly score and a sampler (arXiv:1312.6114)."""
     return JetVAE(jet_features=jet_features, hidden=hidden, latent=latent, act=act)

@@ -82,7 +82,7 @@ class BDT:
         return self
 
 
-@register_model("bdt", inputs=("jet",), family="bdt")
+@register_model("bdt", inputs=("jet",), family="bdt", kind="tree")
 def bdt(
     *,
     jet_features: int = 5,

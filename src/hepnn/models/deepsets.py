@@ -88,7 +88,7 @@ def pfn(
     return PFN(in_features=in_features, num_classes=num_classes, phi=phi, f=f, act=act, pool=pool, dropout=dropout)
 
 
-@register_model("efn", inputs=("p4", "mask"), family="deepsets", tags=("permutation",))
+@register_model("efn", inputs=("p4", "mask"), family="deepsets", tags=("permutation", "irc_safe"))
 def efn(
     *,
     num_classes: int = 2,

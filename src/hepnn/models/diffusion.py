@@ -186,7 +186,7 @@ class ParticleDDPM(DDPM):
         return p4.gather(1, order.unsqueeze(-1).expand_as(p4)), mask.gather(1, order)
 
 
-@register_model("ddpm_jet", inputs=("jet",), family="generative")
+@register_model("ddpm_jet", inputs=("jet",), family="generative", kind="generative")
 def ddpm_jet(*, jet_features: int = 5, hidden: Sequence[int] = (128, 128, 128), timesteps: int = 200,
              beta_start: float = 1e-4, beta_end: float = 0.05, sample_steps: int | None = None) -> DDPM:
     """DDPM on jet-level features (arXiv:2006.11239); DDIM sampling with sample_steps < timesteps."""
@@ -194,7 +194,7 @@ def ddpm_jet(*, jet_features: int = 5, hidden: Sequence[int] = (128, 128, 128), 
                 beta_end=beta_end, sample_steps=sample_steps)
 
 
-@register_model("ddpm_particles", inputs=("p4", "mask"), family="generative")
+@register_model("ddpm_particles", inputs=("p4", "mask"), family="generative", kind="generative")
 def ddpm_particles(*, k: int = 30, hidden: Sequence[int] = (256, 256, 256), timesteps: int = 200,
                    beta_start: float = 1e-4, beta_end: float = 0.05, sample_steps: int | None = None) -> ParticleDDPM:
     """DDPM on the k hardest constituents (log pT, Δη, Δφ, exists) as one vector per jet."""

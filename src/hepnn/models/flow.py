@@ -45,7 +45,7 @@ class JetFlow(nn.Module):
         return self.flow().sample((n,))
 
 
-@register_model("flow_jet", inputs=("jet",), family="generative")
+@register_model("flow_jet", inputs=("jet",), family="generative", kind="generative")
 def flow_jet(*, jet_features: int = 5, transforms: int = 4, hidden: Sequence[int] = (64, 64), bins: int = 8) -> JetFlow:
     """Neural spline flow (zuko NSF, arXiv:1906.04032) on jet features: likelihood, sampler, anomaly score."""
     return JetFlow(jet_features=jet_features, transforms=transforms, hidden=hidden, bins=bins)

@@ -62,7 +62,7 @@ class JetWGAN(nn.Module):
         return self.generator(torch.randn(n, self.latent_dim, dtype=p.dtype, device=p.device))
 
 
-@register_model("wgan_jet", inputs=("jet",), family="generative")
+@register_model("wgan_jet", inputs=("jet",), family="generative", kind="generative")
 def wgan_jet(*, jet_features: int = 5, latent: int = 8, hidden: Sequence[int] = (64, 64),
              critic_hidden: Sequence[int] = (64, 64), act: str = "leaky_relu") -> JetWGAN:
     """WGAN-GP on jet features (arXiv:1704.00028); train with train.task=adversarial."""

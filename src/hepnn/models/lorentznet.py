@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from hepnn.data.batch import Batch
 from hepnn.nn.layers import masked_mean, mlp
 from hepnn.nn.lorentz import add_beams, minkowski_gram, minkowski_norm2, pairwise_norm2, psi
-from hepnn.registry import register_model
+from hepnn.registry import register_model, register_variant
 
 N_SCALARS = 2  # ψ(m²), is_beam
 
@@ -125,19 +125,5 @@ def lorentznet(
     )  # fmt: skip
 
 
-@register_model("lorentznet_lite", inputs=("p4", "mask"), family="lorentz", tags=("permutation", "lorentz"))
-def lorentznet_lite(
-    *,
-    num_classes: int = 2,
-    width: int = 32,
-    num_blocks: int = 3,
-    c: float = 1e-3,
-    dropout: float = 0.1,
-    spurions: bool = True,
-    scale: float = 1.0,
-) -> LorentzNet:
-    """LorentzNet for CPUs: 3 LGEBs of width 32."""
-    return LorentzNet(
-        num_classes=num_classes, width=width, num_blocks=num_blocks, c=c, dropout=dropout,
-        spurions=spurions, scale=scale,
-    )  # fmt: skip
+register_variant("lorentznet_lite", of="lorentznet", width=32, num_blocks=3, dropout=0.1,
+                 doc="LorentzNet for CPUs: 3 LGEBs of width 32.")

@@ -24,7 +24,7 @@ from hepnn.data.batch import Batch
 from hepnn.data.features import pair_features
 from hepnn.nn.attention import ParticleAttentionBlock, attention_mask
 from hepnn.nn.norm import MaskedBatchNorm, batch_norm_rows
-from hepnn.registry import register_model
+from hepnn.registry import register_model, register_variant
 
 PAIR_NAMES = ("ln_kt", "ln_z", "ln_dr", "ln_m2")
 
@@ -154,22 +154,6 @@ def part(
     )  # fmt: skip
 
 
-@register_model("part_lite", inputs=("x", "mask", "p4"), family="transformer", tags=("permutation",))
-def part_lite(
-    *,
-    in_features: int = 7,
-    num_classes: int = 2,
-    embed_dims: Sequence[int] = (64, 64),
-    pair_embed_dims: Sequence[int] = (32, 32),
-    num_heads: int = 4,
-    num_layers: int = 3,
-    num_cls_layers: int = 1,
-    expansion: int = 2,
-    dropout: float = 0.0,
-) -> ParticleTransformer:
-    """ParT for CPUs: width 64, 4 heads, 3 particle + 1 class-attention blocks, pair MLP (32, 32)."""
-    return ParticleTransformer(
-        in_features=in_features, num_classes=num_classes, embed_dims=embed_dims,
-        pair_embed_dims=pair_embed_dims, num_heads=num_heads, num_layers=num_layers,
-        num_cls_layers=num_cls_layers, expansion=expansion, dropout=dropout,
-    )  # fmt: skip
+register_variant("part_lite", of="part", embed_dims=(64, 64), pair_embed_dims=(32, 32), num_heads=4, num_layers=3,
+                 num_cls_layers=1, expansion=2, dropout=0.0,
+                 doc="ParT for CPUs: width 64, 4 heads, 3 particle + 1 class-attention blocks, pair MLP (32, 32).")

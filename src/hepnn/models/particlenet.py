@@ -33,7 +33,7 @@ from hepnn.data.batch import Batch
 from hepnn.nn.edgeconv import EdgeConv
 from hepnn.nn.norm import MaskedBatchNorm
 from hepnn.nn.layers import masked_mean
-from hepnn.registry import register_model
+from hepnn.registry import register_model, register_variant
 
 PAPER_BLOCKS = ((64, 64, 64), (128, 128, 128), (256, 256, 256))
 LITE_BLOCKS = ((32, 32, 32), (64, 64, 64))
@@ -109,17 +109,5 @@ def particlenet(
                        dropout=dropout, fusion=fusion)
 
 
-@register_model("particlenet_lite", inputs=("x", "p4", "mask"), family="gnn", tags=("permutation",))
-def particlenet_lite(
-    *,
-    in_features: int = 7,
-    num_classes: int = 2,
-    blocks: Sequence[Sequence[int]] = LITE_BLOCKS,
-    k: int = 7,
-    fc: int = 128,
-    dropout: float = 0.1,
-    fusion: bool = False,
-) -> ParticleNet:
-    """ParticleNet-Lite (arXiv:1902.08570): k=7, EdgeConv (32,32,32),(64,64,64), FC 128."""
-    return ParticleNet(in_features=in_features, num_classes=num_classes, blocks=blocks, k=k, fc=fc,
-                       dropout=dropout, fusion=fusion)
+register_variant("particlenet_lite", of="particlenet", blocks=LITE_BLOCKS, k=7, fc=128,
+                 doc="ParticleNet-Lite (arXiv:1902.08570): k=7, EdgeConv (32,32,32),(64,64,64), FC 128.")

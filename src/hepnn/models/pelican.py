@@ -27,7 +27,7 @@ from hepnn.nn.equivariant import Eq2to0, Eq2to2
 from hepnn.nn.norm import MaskedBatchNorm
 from hepnn.nn.layers import mlp
 from hepnn.nn.lorentz import add_beams, minkowski_gram
-from hepnn.registry import register_model
+from hepnn.registry import register_model, register_variant
 
 
 class InputEncoder(nn.Module):
@@ -137,23 +137,5 @@ def pelican(
     )  # fmt: skip
 
 
-@register_model("pelican_lite", inputs=("p4", "mask"), family="lorentz", tags=("permutation", "lorentz"))
-def pelican_lite(
-    *,
-    num_classes: int = 2,
-    embed_channels: int = 6,
-    msg_channels: int = 16,
-    eq_channels: int = 12,
-    num_layers: int = 2,
-    readout: int = 24,
-    dropout: float = 0.0,
-    spurions: bool = True,
-    scale: float = 1.0,
-    n_ref: float = 49.0,
-) -> PELICAN:
-    """PELICAN for CPUs: 2 Eq2→2 blocks, message width 16, equivariant width 12."""
-    return PELICAN(
-        num_classes=num_classes, embed_channels=embed_channels, msg_channels=msg_channels,
-        eq_channels=eq_channels, num_layers=num_layers, readout=readout, dropout=dropout,
-        spurions=spurions, scale=scale, n_ref=n_ref,
-    )  # fmt: skip
+register_variant("pelican_lite", of="pelican", embed_channels=6, msg_channels=16, eq_channels=12, num_layers=2,
+                 readout=24, dropout=0.0, doc="PELICAN for CPUs: 2 Eq2→2 blocks, message width 16, equivariant width 12.")

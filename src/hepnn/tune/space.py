@@ -21,6 +21,7 @@ import yaml
 
 from hepnn.config import RunConfig, TuneConfig, TuneParam, apply_overrides, validate_config
 from hepnn.errors import ConfigError
+from hepnn.runs import task_kind
 
 # Per-epoch history keys (Engine.fit: train `loss`, validation `val_*`) and metrics.json keys per task.
 EPOCH_METRICS = {"classify": ("loss", "acc", "val_loss", "val_acc", "val_auc"),
@@ -33,16 +34,9 @@ _MAXIMIZED = ("auc", "acc", "accuracy", "val_auc", "val_acc")
 DEFAULT_TRIALS = 20
 
 
-def task_of(cfg: RunConfig) -> str:
-    """classify / regress / another engine task (same rule as ``hepnn.train.fit.task_kind``)."""
-    if cfg.train.task != "auto":
-        return cfg.train.task
-    return "classify" if cfg.data.target == "label" else "regress"
-
-
 def final_metrics(cfg: RunConfig) -> tuple[str, ...]:
     """metrics.json keys a run of ``cfg`` writes (rejections follow evaluate.signal_efficiencies)."""
-    kind = task_of(cfg)
+    kind = task_kind(cfg)
     if kind != "classify":
         return FINAL_METRICS.get(kind, ())
     return (*FINAL_METRICS["classify"], *(f"rej{round(100 * e)}" for e in cfg.evaluate.signal_efficiencies))
@@ -180,7 +174,7 @@ def _check_model_params(cfg: RunConfig, tune: TuneConfig) -> None:
 
 
 def _check_metrics(cfg: RunConfig, tune: TuneConfig) -> None:
-    kind = task_of(cfg)
+    kind = task_kind(cfg)
     if kind not in EPOCH_METRICS:  # another engine task: only its losses are known in advance
         if tune.metric not in ("loss", "val_loss"):
             raise ConfigError(f"tune.metric: {tune.metric!r} is not known for train.task={kind}; use val_loss")
@@ -195,5 +189,6 @@ def _check_metrics(cfg: RunConfig, tune: TuneConfig) -> None:
                           f"got {report!r}")
     from hepnn.registry import get_model_spec
 
-    if tune.metric in epoch and get_model_spec(cfg.model.name).family == "bdt":
-        raise ConfigError(f"tune.metric: the BDT has no per-epoch {tune.metric!r}; use one of {', '.join(final)}")
+    if tune.metric in epoch and not get_model_spec(cfg.model.name).is_torch:
+        raise ConfigError(f"tune.metric: {cfg.model.name} is not trained by epochs and has no per-epoch "
+                          f"{tune.metric!r}; use one of {', '.join(final)}")
