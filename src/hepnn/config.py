@@ -152,6 +152,26 @@ class TrainConfig(_Section):
     compile: bool = False
     log_every: int = Field(50, gt=0)
     unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)
+    # Starting from weights (hepnn.train.transfer): a run directory, a .safetensors file or pretrained:NAME;
+    # tensors are matched by name and shape, the rest keeps its initialization (init_report.json says which).
+    init_from: str | None = None
+    freeze: list[str] = Field(default_factory=list)  # parameter-name patterns kept fixed, e.g. ["embed.*", "blocks.*"]
+    lr_factors: dict[str, float] = Field(default_factory=dict)  # pattern -> factor on optimizer.lr (first match wins)
+    linear_probe: bool = False  # train the output layer only (everything else frozen)
+
+    @field_validator("lr_factors")
+    @classmethod
+    def _positive_factors(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: f for k, f in v.items() if not f > 0}
+        if bad:
+            raise ValueError(f"learning-rate factors must be > 0 (freeze a parameter instead of a factor 0): {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _probe_alone(self) -> "TrainConfig":
+        if self.linear_probe and self.freeze:
+            raise ValueError("linear_probe freezes everything but the output layer; drop train.freeze")
+        return self
 
 
 class EvaluateConfig(_Section):

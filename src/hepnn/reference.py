@@ -57,6 +57,9 @@ def cli_markdown() -> str:
     lines += _params_table("Global options (before the command)", root.params)
     for path, cmd in _walk_commands(root, ["hepnn"]):
         lines += [f"## `{' '.join(path)}`", "", _help(cmd), ""]
+        if getattr(cmd, "commands", None):  # a group: its help, then its commands' own sections
+            lines += [", ".join(f"`{' '.join([*path, n])}`" for n in cmd.commands), ""]
+            continue
         args = [p for p in cmd.params if _is_argument(p)]
         usage = " ".join(_arg_usage(p) for p in args)
         lines += ["```text", f"{' '.join(path)} [OPTIONS] {usage}".rstrip(), "```", ""]
@@ -66,11 +69,12 @@ def cli_markdown() -> str:
 
 
 def _walk_commands(group: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
-    """(path, command) for every sub-command, in registration order; groups recurse."""
+    """(path, command) for every sub-command, in registration order; a group comes before its commands."""
     for name, cmd in getattr(group, "commands", {}).items():
         if getattr(cmd, "hidden", False):
             continue
         if getattr(cmd, "commands", None):
+            yield [*path, name], cmd
             yield from _walk_commands(cmd, [*path, name])
         else:
             yield [*path, name], cmd

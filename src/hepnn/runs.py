@@ -106,7 +106,8 @@ def build_model(cfg: RunConfig) -> Model:
 
 def check_config(cfg: RunConfig) -> None:
     """Fail before any work: missing data files, unknown feature names (even ones this model does not
-    read: a typo should not pass silently), an unknown model, bad model.params, a missing teacher."""
+    read: a typo should not pass silently), an unknown model, bad model.params, a missing teacher or
+    ``train.init_from`` source."""
     from hepnn.data.features import PARTICLE_FEATURES, validate_names
     from hepnn.data.io import expand_paths
     from hepnn.data.jet_features import JET_FEATURES
@@ -119,6 +120,10 @@ def check_config(cfg: RunConfig) -> None:
     build_model(cfg)
     if cfg.distill is not None:
         teacher_config(cfg)
+    if cfg.train.init_from is not None:
+        from hepnn.train.transfer import resolve_source
+
+        resolve_source(cfg.train.init_from)
 
 
 def run_fields(cfg: RunConfig, *, train: bool = False) -> tuple[str, ...]:

@@ -126,7 +126,7 @@ def prune_model(model: nn.Module, sparsity: float, *, structured: bool = False, 
     return sparsity_report(model)
 
 
-def _check_torch(model: Any) -> None:
+def _check_torch(model: object) -> None:
     if not isinstance(model, nn.Module):
         raise HepnnError("only torch models can be pruned (a BDT has no weights to prune)")
 

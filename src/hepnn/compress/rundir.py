@@ -131,14 +131,14 @@ def finetune(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preprocessin
     """Train ``model`` further through the normal engine (``hepnn.train.fit``), from its current weights.
 
     The learning rate is the run's times ``lr_scale`` without warm-up and early stopping, and the
-    initialization is left alone (``train.init=default``): pruning masks, fake quantizers and the
-    trained weights all stay in place. History and checkpoints go to ``run_dir``.
+    initialization is left alone (``train.init=default``, no ``init_from``): pruning masks, fake
+    quantizers and the trained weights all stay in place. History and checkpoints go to ``run_dir``.
     """
     from hepnn.train.fit import train_torch
 
     tc = cfg.train
     ft = cfg.model_copy(update={"train": tc.model_copy(update={
-        "epochs": epochs, "init": "default", "early_stopping": None,
+        "epochs": epochs, "init": "default", "init_from": None, "early_stopping": None,
         "optimizer": tc.optimizer.model_copy(update={"lr": tc.optimizer.lr * lr_scale}),
         "schedule": tc.schedule.model_copy(update={"warmup_steps": 0}),
     })})

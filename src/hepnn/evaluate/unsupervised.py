@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from torch import nn
+
 from hepnn.config import RunConfig, dump_config
 from hepnn.data.dataset import Splits
 from hepnn.data.jagged import JaggedJets
@@ -72,7 +74,7 @@ def generative_metrics(cfg: RunConfig, model: Generator, pre: Preprocessing, tes
     return metrics, {k: (real[k], gen[k]) for k in real if k in gen}
 
 
-def _latent(cfg: RunConfig, model: Any, pre: Preprocessing, jets: JaggedJets, kind: str) -> np.ndarray | None:
+def _latent(cfg: RunConfig, model: nn.Module, pre: Preprocessing, jets: JaggedJets, kind: str) -> np.ndarray | None:
     """The 2-D latent codes of ``jets`` (None when the model has no 2-D latent space)."""
     import torch
 
@@ -121,7 +123,7 @@ def _plots(cfg: RunConfig, run_dir: Path, test: dict, latent: np.ndarray | None,
     return [p for p in out if p.suffix == ".png"]
 
 
-def evaluate_unsupervised(cfg: RunConfig, model: Any, pre: Preprocessing, splits: Splits, run_dir: Path, *,
+def evaluate_unsupervised(cfg: RunConfig, model: nn.Module, pre: Preprocessing, splits: Splits, run_dir: Path, *,
                           kind: str) -> dict[str, Any]:
     """Score the test split, write test_scores.parquet, metrics.json, plots and the report."""
     import json

@@ -11,13 +11,16 @@ import csv
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hepnn.errors import ConfigError
 from hepnn.io_utils import write_text_atomic
 from hepnn.log import get_logger
 from hepnn.train.checkpoint import load_weights, save_state, save_weights
 from hepnn.train.distributed import is_main
+
+if TYPE_CHECKING:
+    from hepnn.train.engine import Engine
 
 log = get_logger(__name__)
 
@@ -35,7 +38,7 @@ class EarlyStopping:
     def _better(self, value: float) -> bool:
         return value < self.best if self.mode == "min" else value > self.best
 
-    def on_epoch_end(self, engine: Any, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: Engine, logs: dict[str, float]) -> None:
         if self.metric not in logs:
             raise ConfigError(
                 f"train.early_stopping.metric: {self.metric!r} is not produced by this task; "
@@ -51,7 +54,7 @@ class EarlyStopping:
                          self.metric, self.bad_epochs, self.best)
                 engine.should_stop = True
 
-    def on_train_end(self, engine: Any) -> None:
+    def on_train_end(self, engine: Engine) -> None:
         if self.restore_best and self.best_path is not None and self.best_path.is_file():
             load_weights(engine.model, self.best_path)
             log.info("restored the best weights (%s = %.5g)", self.metric, self.best)
@@ -83,7 +86,7 @@ class Checkpointer:
     def best_path(self) -> Path:
         return self.directory / "best.safetensors"
 
-    def on_epoch_end(self, engine: Any, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: Engine, logs: dict[str, float]) -> None:
         if not is_main():
             return
         value = logs.get(self.metric)
@@ -107,7 +110,7 @@ class HistoryWriter:
         self.tensorboard = tensorboard
         self._tb: Any = None
 
-    def on_train_begin(self, engine: Any) -> None:
+    def on_train_begin(self, engine: Engine) -> None:
         if self.tensorboard and is_main():
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -116,7 +119,7 @@ class HistoryWriter:
                 return
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
 
-    def on_epoch_end(self, engine: Any, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: Engine, logs: dict[str, float]) -> None:
         if not is_main():
             return
         history = engine.state["history"]
@@ -132,6 +135,6 @@ class HistoryWriter:
                     self._tb.add_scalar(k, v, int(logs["epoch"]))
             self._tb.flush()
 
-    def on_train_end(self, engine: Any) -> None:
+    def on_train_end(self, engine: Engine) -> None:
         if self._tb is not None:
             self._tb.close()

@@ -26,6 +26,7 @@ from torch import nn
 
 from hepnn.config import RunConfig
 from hepnn.data.batch import Batch
+from hepnn.data.preprocess import Preprocessor
 from hepnn.errors import ConfigError
 from hepnn.log import get_logger
 from hepnn.train.tasks import ClassifyTask, LossFn, Regularization
@@ -158,7 +159,7 @@ def teacher_batch(batch: Batch, tcfg: RunConfig, pre: dict[str, Any], inputs: tu
     return Batch(**out)
 
 
-def _teacher_features(p4: torch.Tensor, mask: torch.Tensor, tcfg: RunConfig, pre: Any) -> torch.Tensor:
+def _teacher_features(p4: torch.Tensor, mask: torch.Tensor, tcfg: RunConfig, pre: Preprocessor | None) -> torch.Tensor:
     from hepnn.data.features import particle_features
 
     x = particle_features(p4.cpu(), mask.cpu(), tcfg.data.particle_features)  # (B, N, C)

@@ -125,17 +125,22 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
     from hepnn.train.init import init_weights
     from hepnn.train.optim import build_optimizer
     from hepnn.train.schedules import build_schedule
+    from hepnn.train.transfer import lr_factor_of
 
     tc = cfg.train
     device = resolve_device(tc.device)
     init_from_env(device)
     init_weights(model, tc.init)
+    ckpt = Checkpointer(run_dir / "checkpoints")
+    restart = resume and ckpt.last_path.exists()  # else a resumed run starts over, from init_from too
+    start_from_weights(cfg, model, run_dir, restart=restart)
     task = make_task(cfg, kind, splits.num_classes, splits.train_sample.y)
     train_loader, eval_loader = make_loaders(cfg, splits, pre, kind=kind, fields=fields, model=model,
                                              pin_memory=device.type == "cuda")
     o, s = tc.optimizer, tc.schedule
+    lr_factor = lr_factor_of(model, tc.lr_factors) if tc.lr_factors else None
     optimizer = build_optimizer(model, o.name, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
-                                betas=o.betas, eps=o.eps)
+                                betas=o.betas, eps=o.eps, lr_factor=lr_factor)
     total = tc.epochs * len(train_loader)
     warmup = s.warmup_steps
     if warmup >= total:  # a short run (few epochs or jets) of a config tuned for a long one
@@ -145,7 +150,6 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
     schedule = build_schedule(optimizer, s.name, total_steps=total,
                               steps_per_epoch=len(train_loader), warmup_steps=warmup, decay=s.decay,
                               step_size=s.step_size, gamma=s.gamma, min_lr=s.min_lr, patience=s.patience)
-    ckpt = Checkpointer(run_dir / "checkpoints")
     callbacks: list[Any] = [HistoryWriter(run_dir)]
     if tc.early_stopping is not None:
         es = tc.early_stopping
@@ -157,7 +161,7 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
     engine = Engine(model, task, optimizer, schedule, device=device, amp=tc.amp, grad_clip=tc.grad_clip,
                     compile=tc.compile, callbacks=callbacks, progress=progress,
                     time_limit=tc.time_limit, time_clock=tc.time_clock)
-    if resume and ckpt.last_path.exists():
+    if restart:
         engine.load_state_dict(load_state(ckpt.last_path))
         log.info("resuming %s at epoch %d", run_dir, engine.state["epoch"])
     try:
@@ -166,3 +170,26 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
         getattr(train_loader, "close", lambda: None)()  # a streaming loader's reader process
     if is_main():
         save_weights(model, run_dir / "model.safetensors")
+
+
+def start_from_weights(cfg: RunConfig, model: nn.Module, run_dir: Path, *, restart: bool) -> None:
+    """``train.init_from`` (unless ``restart``: the checkpoint holds the weights), then ``train.freeze``
+    or ``train.linear_probe``. The load report goes to init_report.json."""
+    from hepnn.train.transfer import freeze, load_init, output_layer, probe, trainable_count
+
+    tc = cfg.train
+    if tc.init_from is not None and not restart:
+        report = load_init(model, tc.init_from)
+        if is_main():
+            write_json_atomic(run_dir / "init_report.json", report)
+    if tc.freeze:
+        freeze(model, tc.freeze)
+    elif tc.linear_probe:
+        probe(model, output_layer(lambda k: build_model(_with_classes(cfg, k)), cfg.data.num_classes))
+    if tc.freeze or tc.linear_probe:
+        trainable, total = trainable_count(model)
+        log.info("training %d of %d parameters", trainable, total)
+
+
+def _with_classes(cfg: RunConfig, k: int) -> RunConfig:
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"num_classes": k})})

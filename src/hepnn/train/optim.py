@@ -29,7 +29,7 @@ A custom layer that wants decay on its own matrix should hold it in an ``nn.Line
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -58,31 +58,43 @@ def is_decayed(module: nn.Module, param_name: str, param: torch.Tensor) -> bool:
     return isinstance(module, WEIGHT_MODULES) and param_name.endswith("weight") and param.ndim >= 2
 
 
+def named_trainable(model: nn.Module) -> Iterator[tuple[str, nn.Module, str, nn.Parameter]]:
+    """(full name, owning module, local name, parameter) of each trainable parameter, shared ones once."""
+    seen: set[int] = set()
+    for prefix, module in model.named_modules():
+        for pname, p in module.named_parameters(recurse=False):
+            if p.requires_grad and id(p) not in seen:
+                seen.add(id(p))
+                yield (f"{prefix}.{pname}" if prefix else pname), module, pname, p
+
+
 def split_decay_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """Trainable parameters split into (decayed, not decayed) by the rule; shared ones appear once."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
-    seen: set[int] = set()
-    for module in model.modules():
-        for pname, p in module.named_parameters(recurse=False):
-            if not p.requires_grad or id(p) in seen:
-                continue
-            seen.add(id(p))
-            (decay if is_decayed(module, pname, p) else no_decay).append(p)
+    for _, module, pname, p in named_trainable(model):
+        (decay if is_decayed(module, pname, p) else no_decay).append(p)
     return decay, no_decay
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Two optimizer groups: decayed weights with ``weight_decay`` and the rest with 0 (empty ones dropped)."""
-    decay, no_decay = split_decay_parameters(model)
-    groups = [
-        {"params": decay, "weight_decay": weight_decay, "name": "decay"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"},
-    ]
-    groups = [g for g in groups if g["params"]]
+def parameter_groups(model: nn.Module, weight_decay: float, *, lr: float | None = None,
+                     lr_factor: Callable[[str], float] | None = None) -> list[dict[str, Any]]:
+    """Optimizer groups by (weight decay, learning-rate factor): decayed weights get ``weight_decay``,
+    the rest 0; with ``lr_factor`` (parameter name -> factor, discriminative fine-tuning) each group's
+    lr is ``lr`` times its factor. Frozen parameters are left out; empty groups are dropped."""
+    groups: dict[tuple[bool, float], dict[str, Any]] = {}
+    for name, module, pname, p in named_trainable(model):
+        decayed = is_decayed(module, pname, p)
+        factor = 1.0 if lr_factor is None else float(lr_factor(name))
+        group = groups.setdefault((decayed, factor), {
+            "params": [], "weight_decay": weight_decay if decayed else 0.0,
+            "name": ("decay" if decayed else "no_decay") + (f" x{factor:g}" if lr_factor is not None else "")})
+        if lr is not None and lr_factor is not None:
+            group["lr"] = lr * factor
+        group["params"].append(p)
     if not groups:
         raise ConfigError(f"{type(model).__name__} has no trainable parameters to optimize")
-    return groups
+    return list(groups.values())
 
 
 def build_optimizer(
@@ -94,6 +106,7 @@ def build_optimizer(
     momentum: float = 0.9,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
+    lr_factor: Callable[[str], float] | None = None,
 ) -> torch.optim.Optimizer:
     """Build the optimizer ``name`` (table in the module doc) over two weight-decay groups.
 
@@ -105,8 +118,9 @@ def build_optimizer(
         momentum: mu for ``momentum``, ``nesterov`` and ``rmsprop`` (ignored by the others).
         betas: Adam-family moving-average coefficients.
         eps: denominator term of the adaptive optimizers.
+        lr_factor: parameter name -> factor on ``lr`` for its group (default 1 for all).
     """
-    groups = parameter_groups(model, weight_decay)
+    groups = parameter_groups(model, weight_decay, lr=lr, lr_factor=lr_factor)
     opt = torch.optim
     makers = {
         "sgd": lambda: opt.SGD(groups, lr=lr, momentum=0.0),

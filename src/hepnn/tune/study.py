@@ -22,7 +22,7 @@ import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from hepnn.config import RunConfig, TuneConfig, dump_config
 from hepnn.errors import ConfigError, HepnnError, missing_extra
@@ -30,6 +30,9 @@ from hepnn.log import get_logger
 from hepnn.tune.results import StudyResult, write_results
 from hepnn.tune.space import (base_raw, check_tune, direction_of, grid_values, label, n_trials_of,
                               report_metric_of, suggest, trial_config)
+
+if TYPE_CHECKING:
+    from hepnn.train.engine import Engine
 
 log = get_logger(__name__)
 
@@ -74,7 +77,7 @@ class TrialReporter:
         self.history: list[dict[str, float]] = []
         self.pruned_at: int | None = None
 
-    def on_epoch_end(self, engine: Any, logs: dict[str, float]) -> None:
+    def on_epoch_end(self, engine: Engine, logs: dict[str, float]) -> None:
         self.history.append(dict(logs))
         if self.metric is None:
             return
@@ -90,7 +93,7 @@ class TrialReporter:
             self.pruned_at = step
             engine.should_stop = True
 
-    def on_train_end(self, engine: Any) -> None:
+    def on_train_end(self, engine: Engine) -> None:
         if self.pruned_at is not None:
             log.info("trial %d pruned after epoch %d", self.trial.number, self.pruned_at)
             raise _optuna().TrialPruned(f"pruned after epoch {self.pruned_at}")
