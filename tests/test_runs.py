@@ -99,7 +99,8 @@ def test_pca_sets_the_particle_width(step, width):
 
 
 def test_pca_on_jet_features_sets_the_jet_width():
-    cfg = cfg_of("model.name=mlp", "preprocess=[{block: jet, kind: pca, columns: [mass, pt, tau21], params: {n_components: 1}}]")
+    step = "{block: jet, kind: pca, columns: [mass, pt, tau21], params: {n_components: 1}}"
+    cfg = cfg_of("model.name=mlp", f"preprocess=[{step}]")
     assert model_inputs(cfg, get_model_spec("mlp"))["jet_features"] == 5 - 3 + 1
 
 
@@ -124,7 +125,7 @@ def test_build_model_sizes_the_network_from_the_data():
 
 @pytest.mark.parametrize("overrides, message", [
     (["model.name=nope"], "unknown model 'nope'; known models: .*pfn"),
-    (["model.name=pfn", "model.params.phi=[-3]"], r"model.params .*cannot build model 'pfn'.*widths and counts must be > 0"),
+    (["model.name=pfn", "model.params.phi=[-3]"], r"cannot build model 'pfn'.*widths and counts must be > 0"),
     (["model.name=pfn", "model.params.bogus=3"], "unknown parameter.*bogus.*allowed: .*phi"),
 ])
 def test_build_model_errors_name_the_key(overrides, message):
@@ -275,9 +276,10 @@ def test_load_run_of_a_tree_run(bdt_run):
 def test_edited_or_unfinished_torch_run(tmp_path, pfn_run):
     run_dir = Path(shutil.copytree(pfn_run, tmp_path / "pfn"))
     cfg = load_config(run_dir / "config.yaml")
-    edited = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": {**cfg.model.params, "phi": [8, 6]}})})
+    params = {**cfg.model.params, "phi": [8, 6]}  # the second phi layer 6 wide instead of 8
+    edited = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
     (run_dir / "config.yaml").write_text(dump_config(edited))
-    with pytest.raises(HepnnError, match=r"does not match the model in the run config: .*\(8, 8\) in the file, \(6, 8\)"):
+    with pytest.raises(HepnnError, match=r"does not match the model in the run config: .*\(8, 8\) in the file, \(6, 8\) in"):
         load_run(run_dir)
     (run_dir / "model.safetensors").unlink()
     with pytest.raises(HepnnError, match="model.safetensors does not exist; was the run trained to the end"):

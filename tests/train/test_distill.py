@@ -108,7 +108,7 @@ def test_distill_step_mixes_soft_and_hard_losses():
     assert logs["soft_loss"] == pytest.approx(float(soft.detach())) and logs["loss"] == pytest.approx(float(loss.detach()))
     loss.backward()
     assert student.w.grad is not None and task.teacher().model.w.grad is None  # the teacher is frozen
-    assert not task.teacher().model.training
+    assert not task.teacher().model.training and not task.teacher().model.w.requires_grad
     task.step(student, batch)
     assert len(loads) == 1  # loaded once, on the first step
 

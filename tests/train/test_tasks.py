@@ -92,6 +92,17 @@ def test_gradient_penalty_of_the_signal_probability_by_hand():
     assert not batch.jet.requires_grad  # the caller's batch is left alone
 
 
+def test_gradient_penalty_of_the_last_class_probability():
+    """Three classes: the penalized score is p_2 = softmax(z)_2, with d p_2 / d jet = p_2 (w_2 - sum_k p_k w_k)."""
+    w3 = torch.cat([W, torch.tensor([[0.5, 0.5, 2.0]], dtype=torch.float64)])  # (K=3, F)
+    b3 = torch.cat([BIAS, torch.tensor([0.1], dtype=torch.float64)])
+    batch = Batch(jet=JET, y=torch.tensor([2, 0, 1, 2]))
+    _, logs = classify(Regularization(grad_penalty=1.0), k=3).step(OnJet(w3, b3), batch)
+    p = torch.softmax(JET @ w3.T + b3, -1)  # (B, 3)
+    grad = p[:, 2:] * (w3[2] - p @ w3)  # (B, F)
+    assert logs["grad_penalty"] == pytest.approx(float(grad.square().sum(1).mean()), rel=1e-10)
+
+
 def test_gradient_penalty_trains_the_model():
     model = OnJet()
     loss, _ = classify(Regularization(grad_penalty=1.0)).step(model, Batch(jet=JET, y=Y))
