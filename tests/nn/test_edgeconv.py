@@ -1,8 +1,7 @@
-"""EdgeConv and the graph helpers: a brute-force reference, equivariance, and padding never leaking."""
+"""EdgeConv: a brute-force reference, equivariance, and padding never leaking (the graph helpers and
+MaskedBatchNorm it uses: tests/nn/test_graph.py, tests/nn/test_norm.py)."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from hepnn.nn.edgeconv import EdgeConv
-from hepnn.nn.graph import gather_neighbours, knn_adjacency, masked_softmax
 from hepnn.nn.norm import MaskedBatchNorm
 
 C, K, WIDTHS = 5, 4, (8, 6)
@@ -100,37 +98,3 @@ def test_gradients_reach_every_parameter():
     conv = make_conv(train=True)
     conv(points, x, mask).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conv.parameters())
-
-
-def test_masked_batch_norm_matches_batchnorm_on_real_entries():
-    g = torch.Generator().manual_seed(2)
-    x = torch.randn(4, 7, 3, 5, generator=g, dtype=torch.float64) * 3 + 1  # (B, N, k, C)
-    mask = torch.rand(4, 7, 1, generator=g) < 0.6  # per particle, broadcast over k
-    ours, ref = MaskedBatchNorm(5).double(), torch.nn.BatchNorm1d(5).double()
-    real = x[mask.expand(4, 7, 3)]  # (M, C) only the real entries
-    out = ours(x, mask)
-    torch.testing.assert_close(out[mask.expand(4, 7, 3)], ref(real))
-    torch.testing.assert_close(ours.running_mean, ref.running_mean)
-    torch.testing.assert_close(ours.running_var, ref.running_var)
-    ours.eval(), ref.eval()
-    torch.testing.assert_close(ours(x, mask)[mask.expand(4, 7, 3)], ref(real))
-
-
-def test_gather_neighbours_by_hand():
-    x = torch.arange(12.0).view(2, 3, 2)  # jet 0 rows [0,1],[2,3],[4,5]; jet 1 rows [6,7],[8,9],[10,11]
-    idx = torch.tensor([[[2], [0], [1]], [[1], [1], [0]]])
-    got = gather_neighbours(x, idx)[..., 0, :]
-    assert got.tolist() == [[[4, 5], [0, 1], [2, 3]], [[8, 9], [8, 9], [6, 7]]]
-
-
-def test_knn_adjacency_and_masked_softmax_by_hand():
-    # 3 real particles + 1 padded; neighbour lists (k=1), self fills for padded row and particle 2
-    idx = torch.tensor([[[1], [0], [2], [3]]])
-    mask = torch.tensor([[True, True, True, False]])
-    adj = knn_adjacency(idx, mask, symmetric=True, self_loops=True)
-    expected = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]], dtype=torch.float32)
-    assert torch.equal(adj[0], expected)
-    scores = torch.tensor([[0.0, math.log(3.0), 5.0]])
-    p = masked_softmax(scores, torch.tensor([[True, True, False]]), dim=-1)
-    torch.testing.assert_close(p, torch.tensor([[0.25, 0.75, 0.0]]))
-    assert masked_softmax(scores, torch.zeros(1, 3, dtype=torch.bool), dim=-1).eq(0).all()
