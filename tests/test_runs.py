@@ -191,6 +191,7 @@ def test_make_task_classify_with_balanced_class_weights():
     task = make_task(cfg, "classify", 2, labels)
     assert type(task) is ClassifyTask and task.loss_name == "ce" and task.num_classes == 2
     assert (task.reg.l1, task.reg.l2, task.reg.grad_penalty) == (0.5, 0.0, 0.25)
+    assert task.reg.inputs == get_model_spec(cfg.model.name).inputs  # the penalty differentiates what the model reads
     z, y = torch.tensor([[0.2, -0.1], [1.0, 0.5], [0.0, 0.3], [-1.0, 2.0]]), torch.tensor([0, 1, 0, 1])
     weights = torch.tensor([4 / (2 * 3), 4 / (2 * 1)])  # n / (K n_c)
     torch.testing.assert_close(task.loss_fn(z, y, None), F.cross_entropy(z, y, weight=weights))

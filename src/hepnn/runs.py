@@ -155,7 +155,8 @@ def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndar
     tc = cfg.train
     if kind in UNSUPERVISED_KINDS:
         return make_unsupervised_task(kind, tc.unsupervised)
-    reg = Regularization(l1=tc.l1, l2=tc.l2, grad_penalty=tc.grad_penalty)
+    reg = Regularization(l1=tc.l1, l2=tc.l2, grad_penalty=tc.grad_penalty,
+                         inputs=get_model_spec(cfg.model.name).inputs)
     if kind == "classify":
         name = resolve_loss_name(tc.loss, num_classes)
         weights = None

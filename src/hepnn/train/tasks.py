@@ -26,14 +26,18 @@ class Regularization:
     l1: float = 0.0
     l2: float = 0.0
     grad_penalty: float = 0.0
+    # The Batch fields the model reads (its spec's inputs): the gradient penalty differentiates one of
+    # them, never a field the batch carries for someone else (a distillation teacher's jet features).
+    inputs: tuple[str, ...] = ()
 
 
-def _primary_input(batch: Batch) -> str:
-    """The float input a gradient penalty differentiates by: particles, else jet features, else p4."""
+def _primary_input(batch: Batch, inputs: tuple[str, ...] = ()) -> str:
+    """The float input a gradient penalty differentiates by: particles, else jet features, else image,
+    else p4; among ``inputs`` when given."""
     for name in ("x", "jet", "image", "p4"):
-        if getattr(batch, name) is not None:
+        if getattr(batch, name) is not None and (not inputs or name in inputs):
             return name
-    raise ValueError("batch has no float input for the gradient penalty")
+    raise ValueError("batch has no float input of the model for the gradient penalty")
 
 
 class Task(ABC):
@@ -55,7 +59,7 @@ class Task(ABC):
         from hepnn.train.regularize import gradient_penalty, l1_penalty, l2_penalty
 
         if self.reg.grad_penalty > 0:
-            name = _primary_input(batch)
+            name = _primary_input(batch, self.reg.inputs)
             inp = getattr(batch, name).detach().requires_grad_(True)
             batch = replace(batch, **{name: inp})
         output = self.forward(model, batch)
