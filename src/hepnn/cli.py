@@ -390,5 +390,9 @@ def latency(
     except HepnnError as err:
         _fail(err)
 
+from hepnn.cli_datasets import app as datasets_app  # noqa: E402  (a sub-app: hepnn datasets ...)
+
+app.add_typer(datasets_app, name="datasets")
+
 if __name__ == "__main__":  # pragma: no cover
     run()
