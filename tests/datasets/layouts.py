@@ -44,8 +44,9 @@ def jetclass_tar(path: Path, n: int = 40, seed: int = 0, member: str = "val_5M/H
                 "part_energy": jets["part_E"], "part_charge": ak.values_astype(jets["part_charge"], np.float32)}
     branches.update({f"label_{c}": (label == k).astype(np.bool_) for k, c in enumerate(classes)})
     root = path.with_suffix(".root.tmp")
-    with uproot.recreate(root) as f:
-        f["tree"] = branches
+    with uproot.recreate(root) as f:  # mktree: a TTree (plain assignment would write an RNTuple)
+        f.mktree("tree", {k: v.type.content if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()})
+        f["tree"].extend(branches)
     with tarfile.open(path, "w") as tar:
         tar.add(root, arcname=member)
     root.unlink()
