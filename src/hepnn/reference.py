@@ -58,19 +58,22 @@ def cli_markdown() -> str:
     for path, cmd in _walk_commands(root, ["hepnn"]):
         lines += [f"## `{' '.join(path)}`", "", _help(cmd), ""]
         args = [p for p in cmd.params if _is_argument(p)]
-        usage = " ".join(_arg_usage(p) for p in args)
+        usage = "COMMAND [ARGS]..." if getattr(cmd, "commands", None) else " ".join(_arg_usage(p) for p in args)
         lines += ["```text", f"{' '.join(path)} [OPTIONS] {usage}".rstrip(), "```", ""]
+        if getattr(cmd, "commands", None):  # a group: its commands follow as their own sections
+            lines += ["Commands: " + ", ".join(f"`{' '.join(path)} {name}`" for name in cmd.commands), ""]
         lines += _params_table("Arguments", args)
         lines += _params_table("Options", [p for p in cmd.params if not _is_argument(p)])
     return "\n".join(lines).rstrip() + "\n"
 
 
 def _walk_commands(group: Any, path: list[str]) -> Iterator[tuple[list[str], Any]]:
-    """(path, command) for every sub-command, in registration order; groups recurse."""
+    """(path, command) for every sub-command, in registration order; a group comes before its commands."""
     for name, cmd in getattr(group, "commands", {}).items():
         if getattr(cmd, "hidden", False):
             continue
         if getattr(cmd, "commands", None):
+            yield [*path, name], cmd
             yield from _walk_commands(cmd, [*path, name])
         else:
             yield [*path, name], cmd
