@@ -85,7 +85,8 @@ def verify(name: Name, folder: Dir = None, split: Split = None) -> None:
             typer.echo(f"{s.name:<40} {s.split:<6} {s.state:<10} {s.detail}")
         bad = [s for s in statuses if not s.ok]
         if bad:
-            kinds = ", ".join(f"{sum(s.state == k for s in bad)} {k}" for k in ("missing", "bad") if any(s.state == k for s in bad))
+            counts = {k: sum(s.state == k for s in bad) for k in ("missing", "bad")}
+            kinds = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
             raise HepnnError(f"{kinds} of {len(statuses)} files in {where} (first: {bad[0].name}: {bad[0].detail}); "
                              f"`hepnn datasets get {name} --dir {where}` fetches or replaces them")
         typer.echo(f"all {len(statuses)} files verified")

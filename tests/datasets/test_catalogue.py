@@ -45,6 +45,8 @@ def test_select_by_split_and_subset():
     assert [f.name for f in qg.select(["val"])] == ["QG_jets_16.npz", "QG_jets_17.npz"]
     assert len(qg.select(["train"], subset=250_000)) == 3  # 100k jets per file
     assert len(get_dataset("jetclass").select(["train"], subset=1)) == 1
+    with pytest.raises(HepnnError, match="draws every split from every file"):
+        get_dataset("jetnet").select(None, subset=100)  # one file would hold one jet type only
     with pytest.raises(HepnnError, match="no smaller download exists"):
         get_dataset("toptagging").select(["train"], subset=5)
     with pytest.raises(HepnnError, match="unknown split"):

@@ -38,7 +38,8 @@ def test_convert_through_the_cli(tmp_path):
     result = invoke("convert", "jetnet", "--dir", str(folder), "--split", "train,test", "--jet-types", "t,w",
                     "--keep-source")
     assert result.exit_code == 0, result.output
-    assert (folder / "parquet" / "train_000.parquet").is_file() and not (folder / "parquet" / "val_000.parquet").exists()
+    assert (folder / "parquet" / "train_000.parquet").is_file()
+    assert not (folder / "parquet" / "val_000.parquet").exists()
     assert f"data.train={folder}/parquet/train_*.parquet" in result.output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 
 import awkward as ak
 import numpy as np
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from hepnn.cli import app
 from hepnn.data.io import read_jets, read_metadata
+from hepnn.datasets.archive import extract_tar
 from hepnn.datasets.get import get_files
 from hepnn.datasets.manifest import MANIFEST
 from hepnn.datasets.sources import JETCLASS, JETNET, QUARKGLUON, TOPTAGGING
@@ -148,3 +150,13 @@ def test_jetnet_without_checksum_checks_size_and_records_md5(server, use_catalog
     bad = invoke("verify", "jetnet", "--dir", str(out))
     assert bad.exit_code == 2 and "t.hdf5" in bad.output and "recorded at download" in bad.output
     assert "draws every split from every file" in invoke("get", "jetnet", "--split", "train").output
+
+
+def test_archive_with_a_top_folder_entry_unpacks(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "HToBB_000.root").write_bytes(b"abc")
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        tar.add(tmp_path / "d", arcname=".")  # members "." and "./HToBB_000.root", as `tar -C d .` writes
+    records = extract_tar(tmp_path / "a.tar", tmp_path / "out")
+    assert list(records) == ["HToBB_000.root"] and (tmp_path / "out" / "HToBB_000.root").read_bytes() == b"abc"
+    assert records["HToBB_000.root"]["size"] == 3

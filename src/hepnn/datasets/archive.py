@@ -19,8 +19,8 @@ from hepnn.io_utils import atomic_path
 
 
 def _safe_member_path(name: str, archive: Path) -> PurePosixPath:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+    path = PurePosixPath(name)  # "./a/b" -> ("a", "b"); "./" -> () (the archive's own top folder)
+    if path.is_absolute() or ".." in path.parts:
         raise HepnnError(f"{archive}: member {name!r} would unpack outside its folder; the archive is not the "
                          "published one: delete it and download it again")
     return path
@@ -38,6 +38,8 @@ def extract_tar(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) -
         with tarfile.open(archive, mode="r:*") as tar:
             for member in tar:
                 rel = _safe_member_path(member.name, archive)
+                if not rel.parts and member.isdir():
+                    continue
                 if member.isdir():
                     (dest / rel).mkdir(parents=True, exist_ok=True)
                     continue

@@ -99,6 +99,9 @@ class Dataset:
             return chosen
         if subset < 1:
             raise HepnnError(f"--subset must be a positive number of jets, got {subset}")
+        if self.splits == ("all",):
+            raise HepnnError(f"--subset: {self.name} draws every split from every file, so all files are needed; "
+                             f"limit the jets with `hepnn datasets convert {self.name} --subset N` instead")
         out: list[RemoteFile] = []
         for split in dict.fromkeys(f.split for f in chosen):
             files = [f for f in chosen if f.split == split]

@@ -107,7 +107,8 @@ def _present(f: RemoteFile, dest: Path, entry: dict) -> tuple[str, str | None]:
 
 def _observed(entry: dict, f: RemoteFile) -> str | None:
     """The md5 recorded at the first download of a file whose authors publish no checksum."""
-    return entry.get("checksum") if f.checksum is None and entry.get("checksum_source", "").startswith("observed") else None
+    observed = f.checksum is None and entry.get("checksum_source", "").startswith("observed")
+    return entry.get("checksum") if observed else None
 
 
 def _how(f: RemoteFile, digest: str) -> str:
