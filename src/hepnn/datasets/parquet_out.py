@@ -93,7 +93,7 @@ class ShardedParquetWriter:
             take = min(self._next_group(), self._buffered)
             merged = self._buffer[0] if len(self._buffer) == 1 else ak.concatenate(self._buffer)
             self._write_group(merged[:take])
-            rest = merged[take:]
+            rest = ak.to_packed(merged[take:])  # its own buffers: a slice would keep all of ``merged`` alive
             self._buffer, self._buffered = ([rest] if len(rest) else []), len(rest)
 
     def _next_group(self) -> int:
