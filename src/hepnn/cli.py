@@ -13,6 +13,9 @@ from typing import Annotated, Optional
 import typer
 
 from hepnn import __version__
+from hepnn.cli_common import STATE, fail
+from hepnn.cli_datasets import app as datasets_app
+from hepnn.cli_pretrained import app as pretrained_app
 from hepnn.errors import HepnnError
 
 app = typer.Typer(
@@ -22,9 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-_state = {"debug": False}
-
 
 def _version(value: bool) -> None:
     if value:
@@ -42,15 +42,8 @@ def main(
 ) -> None:
     from hepnn.log import setup_logging
 
-    _state["debug"] = debug
+    STATE["debug"] = debug
     setup_logging(logging.WARNING if quiet else logging.DEBUG if debug else logging.INFO)
-
-
-def _fail(err: Exception) -> None:
-    if _state["debug"]:
-        raise err
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 def _describe(err: Exception) -> str:
@@ -88,7 +81,7 @@ def run() -> None:
                         "(continue a training run with `hepnn train --resume RUN_DIR`)", fg=typer.colors.RED, err=True)
         raise
     except Exception as err:
-        if _state["debug"]:
+        if STATE["debug"]:
             raise
         typer.secho(f"error: {_describe(err)}", fg=typer.colors.RED, err=True)
         sys.exit(2)
@@ -127,7 +120,7 @@ def generate(
         paths = run_generate(process, n_jets, out, **kwargs)
         typer.echo("\n".join(str(p) for p in paths))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -138,7 +131,7 @@ def inspect(paths: Annotated[list[Path], typer.Argument(help="Data files (parque
 
         typer.echo(render_inspect(inspect_files([str(p) for p in paths])))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -152,7 +145,7 @@ def models() -> None:
             typer.echo(f"{row['name']:<20} {row['family']:<12} inputs={','.join(row['inputs']):<14} "
                        f"params={n:>9}  {row['doc']}")
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 def _seeds(text: str | None) -> list[int]:
@@ -196,7 +189,7 @@ def train(
             cfg = load_config(config, [*(overrides or []), f"train.seed={s}"])
             typer.echo(str(fit(cfg, base / f"seed{s}")))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -212,7 +205,7 @@ def evaluate(
         for k, v in metrics.items():
             typer.echo(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -227,7 +220,7 @@ def predict(
 
         typer.echo(str(predict_run(run_dir, [str(p) for p in data], out)))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -243,7 +236,7 @@ def sample(
 
         typer.echo(str(sample_run(run_dir, n, out, seed=seed)))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -257,7 +250,7 @@ def compare(
 
         _print(compare_dirs(run_dirs, out))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -281,7 +274,7 @@ def tune(
             typer.echo(f"best trial {result.best_number}: {result.metric} = {result.best_value:.6g}; "
                        f"config in {result.study_dir / 'best.yaml'}")
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -299,7 +292,7 @@ def demo(
         _print(run_demo(out, models=[m.strip() for m in models.split(",") if m.strip()],
                         generate=generate_n, epochs=epochs))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 
@@ -349,7 +342,7 @@ def compress(
         typer.echo(f"{dest}: auc {m.get('auc', float('nan')):.4f}, rej30 {m.get('rej30', float('nan')):.1f}, "
                    f"non-zero {m.get('n_nonzero')}, {m.get('size_bytes')} bytes")
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -371,7 +364,7 @@ def distill(
         typer.echo(str(run_distill(teacher, student, out, config=config, temperature=temperature, alpha=alpha,
                                    overrides=overrides or [])))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -390,7 +383,7 @@ def export(
         typer.echo(f"{(out or run_dir) / 'model.onnx'}: max |onnx - torch| = {info['parity_max_abs_diff']:.3g} "
                    f"on {info['parity_jets']} test jets")
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
 
 @app.command()
@@ -411,54 +404,10 @@ def latency(
                            batch_size=batch_size, device=device, repeats=repeats)
         typer.echo(format_rows(rows))
     except HepnnError as err:
-        _fail(err)
+        fail(err)
 
-pretrained_app = typer.Typer(help="Pre-trained backbones for train.init_from=pretrained:NAME.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 app.add_typer(pretrained_app, name="pretrained")
-
-
-@pretrained_app.command("list")
-def pretrained_list() -> None:
-    """The backbones available here: shipped ones and those in $HEPNN_PRETRAINED."""
-    from hepnn import pretrained
-
-    rows = pretrained.rows()
-    if not rows:
-        typer.echo(f"no pre-trained backbones in {' or '.join(str(p) for p in pretrained.search_path())}")
-    for r in rows:
-        size = f"{r['bytes'] / 1e6:.2f} MB" if r["bytes"] else "?"
-        typer.echo(f"{r['name']:<28} model={r['model']:<16} task={r['task']:<18} params={r['n_params'] or '?':>9} {size}")
-
-
-@pretrained_app.command("info")
-def pretrained_info(name: Annotated[str, typer.Argument(help="A backbone name from `hepnn pretrained list`.")]) -> None:
-    """A backbone's provenance: model, task, data and rebuild commands, seed, metrics, sha256."""
-    try:
-        import json
-
-        from hepnn import pretrained
-
-        typer.echo(json.dumps(pretrained.info(name), indent=2))
-    except HepnnError as err:
-        _fail(err)
-
-
-@pretrained_app.command("add")
-def pretrained_add(
-    run_dir: Annotated[Path, typer.Argument(help="A finished (pre-training) run directory.")],
-    name: Annotated[str, typer.Option(help="The backbone's name.")],
-    folder: Annotated[Optional[Path], typer.Option("--dir", help="Where to write it (default $HEPNN_PRETRAINED).")] = None,
-    data: Annotated[str, typer.Option(help="The command that made the training sample (provenance).")] = "",
-    rebuild: Annotated[str, typer.Option(help="The command that makes this run again (provenance).")] = "",
-) -> None:
-    """Publish a run's weights as a backbone (NAME.safetensors + NAME.json with its provenance)."""
-    try:
-        from hepnn import pretrained
-
-        typer.echo(str(pretrained.add(run_dir, name, folder=folder, data=data, rebuild=rebuild)))
-    except HepnnError as err:
-        _fail(err)
-
 
 if __name__ == "__main__":  # pragma: no cover
     run()

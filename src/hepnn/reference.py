@@ -57,12 +57,11 @@ def cli_markdown() -> str:
     lines += _params_table("Global options (before the command)", root.params)
     for path, cmd in _walk_commands(root, ["hepnn"]):
         lines += [f"## `{' '.join(path)}`", "", _help(cmd), ""]
-        if getattr(cmd, "commands", None):  # a group: its help, then its commands' own sections
-            lines += [", ".join(f"`{' '.join([*path, n])}`" for n in cmd.commands), ""]
-            continue
         args = [p for p in cmd.params if _is_argument(p)]
-        usage = " ".join(_arg_usage(p) for p in args)
+        usage = "COMMAND [ARGS]..." if getattr(cmd, "commands", None) else " ".join(_arg_usage(p) for p in args)
         lines += ["```text", f"{' '.join(path)} [OPTIONS] {usage}".rstrip(), "```", ""]
+        if getattr(cmd, "commands", None):  # a group: its commands follow as their own sections
+            lines += ["Commands: " + ", ".join(f"`{' '.join(path)} {name}`" for name in cmd.commands), ""]
         lines += _params_table("Arguments", args)
         lines += _params_table("Options", [p for p in cmd.params if not _is_argument(p)])
     return "\n".join(lines).rstrip() + "\n"
