@@ -73,9 +73,11 @@ def _halves(sample_path, tmp_path):
     return a, b
 
 
+@pytest.mark.slow
 def test_distilled_student_beats_student_alone(sample_path, tmp_path):
     """A small PFN trained on 200 jets, alone vs. distilled from an MLP on jet observables trained on
-    3000 other jets. Both are tested on the same 1600 jets the teacher never saw."""
+    3000 other jets, for student seeds 0, 1, 2 (each seed its own 200 training and 1600 test jets,
+    shared by the pair, never seen by the teacher). The mean gain must exceed GAIN_MIN."""
     from hepnn.compress.distill import distill, student_config
     from hepnn.config import load_config
     from hepnn.train.fit import fit
@@ -85,14 +87,18 @@ def test_distilled_student_beats_student_alone(sample_path, tmp_path):
         f"data.train=[{a}]", "data.max_particles=32", "preprocess=[{block: jet, kind: standardize}]",
         "model.name=mlp", "model.params={hidden: [32, 32]}", "train.epochs=15", "evaluate.plots=false",
     ]), tmp_path / "teacher", progress=False)
-    student = [f"data.train=[{b}]", "data.split={train: 0.1, val: 0.1, test: 0.8}", "model.params={phi: [32, 32], f: [32]}",
-               "train.epochs=60", "data.batch_size=64"]
-    kd = distill(teacher, "pfn", tmp_path / "kd", temperature=2.0, alpha=0.7, overrides=student, progress=False)
-    alone_cfg = student_config(teacher, "pfn", overrides=student).model_copy(update={"distill": None})
-    alone = fit(alone_cfg, tmp_path / "alone", progress=False)
-    auc_kd, auc_alone, auc_teacher = _metrics(kd)["auc"], _metrics(alone)["auc"], _metrics(teacher)["auc"]
-    print(f"teacher {auc_teacher:.4f}  student alone {auc_alone:.4f}  distilled {auc_kd:.4f}")
-    assert auc_kd > auc_alone + GAIN_MIN, f"distillation gained {auc_kd - auc_alone:+.4f} AUC (wanted > {GAIN_MIN})"
+    gains = []
+    for seed in (0, 1, 2):
+        student = [f"data.train=[{b}]", "data.split={train: 0.1, val: 0.1, test: 0.8}",
+                   "model.params={phi: [32, 32], f: [32]}", "train.epochs=60", "data.batch_size=64",
+                   f"train.seed={seed}", "evaluate.plots=false"]
+        kd = distill(teacher, "pfn", tmp_path / f"kd{seed}", temperature=2.0, alpha=0.7, overrides=student,
+                     progress=False)
+        alone_cfg = student_config(teacher, "pfn", overrides=student).model_copy(update={"distill": None})
+        alone = fit(alone_cfg, tmp_path / f"alone{seed}", progress=False)
+        gains.append(_metrics(kd)["auc"] - _metrics(alone)["auc"])
+    print(f"teacher {_metrics(teacher)['auc']:.4f}; distillation gains {[round(g, 4) for g in gains]}")
+    assert sum(gains) / 3 > GAIN_MIN, f"distillation gained {gains} AUC (mean wanted > {GAIN_MIN})"
 
 
-GAIN_MIN = 0.0
+GAIN_MIN = 0.005  # measured on the committed sample: see the print above and docs/compression.md

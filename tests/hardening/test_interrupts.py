@@ -166,8 +166,8 @@ def test_ctrl_c_during_training_is_one_line_and_resumable(tmp_path):
     from hepnn.train.checkpoint import load_state
 
     run = tmp_path / "run"
-    args = ["train", str(PFN), *TINY_PFN[:1], "train.epochs=1000",  # far more than the interrupt lets it run "model.params.phi=[8, 8]", "model.params.f=[8]",
-            "train.early_stopping=null", "evaluate.plots=false"]
+    args = ["train", str(PFN), *TINY_PFN[:1], "train.epochs=1000",  # far more than the interrupt lets it run
+            "model.params.phi=[8, 8]", "model.params.f=[8]", "train.early_stopping=null", "evaluate.plots=false"]
     # a pytest-xdist worker may ignore SIGINT, and a child inherits that: give it the default back
     proc = subprocess.Popen(_cli(*args, "--out", str(run)), env=ENV, cwd=ROOT, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
