@@ -83,7 +83,7 @@ class TokenTransformer(nn.Module):
         Shapes: -> ids (B, L) long, seq_mask (B, L) bool with L = min(N, M) + 1, truncated (B,) bool.
         """
         p4, mask = batch.p4, batch.mask.bool()
-        order = pt(p4).masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True, stable=True)  # (B, N)
+        order = pt(p4).masked_fill(~mask, float("-inf")).argsort(dim=1, descending=True)  # (B, N); ONNX: no stable sort
         p4 = p4.gather(1, order.unsqueeze(-1).expand_as(p4))
         mask = mask.gather(1, order)
         ids = self.tokenizer.tokenize(p4, mask)[:, : self.max_particles]  # jet axis from every particle

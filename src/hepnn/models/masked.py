@@ -57,18 +57,21 @@ def choose_hidden(mask: Tensor, fraction: float, noise: Tensor) -> Tensor:
     n = mask.sum(dim=1)  # (B,)
     k = torch.round(fraction * n.double()).long().clamp(min=1)
     k = torch.minimum(k, (n - 1).clamp(min=1)) * (n > 0)  # keep one particle visible when there are two
-    order = noise.masked_fill(~mask, float("inf")).argsort(dim=1, stable=True)  # (B, N), real first
-    rank = order.argsort(dim=1)  # (B, N) position of each particle in its jet's noise order
-    return rank < k.unsqueeze(1)
+    order = noise.masked_fill(~mask, float("inf")).argsort(dim=1)  # (B, N), real first
+    return _inverse(order) < k.unsqueeze(1)  # the position of each particle in its jet's noise order
 
 
 def particle_hash(p4: Tensor) -> Tensor:
-    """A fixed pseudo-random number in [0, 1) per particle, from its four-momentum (float64).
+    """A fixed pseudo-random number in [0, 1) per particle: frac(p · w) in float64.
+
+    The weights are large and incommensurate, so the fractional part spreads over [0, 1) even for
+    soft particles, and plain multiply-adds (no transcendental function of a large argument, whose
+    last bits differ between PyTorch, ONNX Runtime and GPUs) keep it the same number everywhere.
 
     Shapes: p4 (B, N, 4) -> (B, N).
     """
-    w = torch.tensor([0.1234567, 1.7417381, -2.3171753, 0.5147392], dtype=torch.float64, device=p4.device)
-    s = torch.sin(p4.double() @ w) * 43758.5453
+    w = torch.tensor([31.41592653, 27.18281828, 14.14213562, 17.32050808], dtype=torch.float64, device=p4.device)
+    s = p4.double() @ w
     return s - torch.floor(s)
 
 
@@ -78,7 +81,15 @@ def pt_rank(p4: Tensor, mask: Tensor) -> Tensor:
     Shapes: p4 (B, N, 4), mask (B, N) -> (B, N) long.
     """
     key = pt(p4.double()).masked_fill(~mask, float("-inf"))
-    return key.argsort(dim=1, descending=True, stable=True).argsort(dim=1)
+    return _inverse(key.argsort(dim=1, descending=True))
+
+
+def _inverse(order: Tensor) -> Tensor:
+    """The inverse of each row's permutation: ``inv[b, order[b, i]] = i``. (B, N) -> (B, N).
+
+    Sorts are not stable (ONNX has no stable sort); ties (equal pT) are rare and harmless here."""
+    pos = torch.arange(order.shape[1], device=order.device).expand_as(order)
+    return torch.empty_like(order).scatter_(1, order, pos)
 
 
 class MaskedParticleModel(nn.Module, ABC):
