@@ -28,7 +28,8 @@ def real(sample_path) -> tuple[list[Batch], list[Batch], object]:
     from hepnn.data.loader import BatchBuilder
 
     jets = JaggedJets.from_awkward(read_jets(str(sample_path), max_jets=400), target="label")
-    b = BatchBuilder(fields=("x", "mask", "p4", "y"), particle_features=FEATURES, max_particles=32)(jets, np.arange(400))
+    build = BatchBuilder(fields=("x", "mask", "p4", "y"), particle_features=FEATURES, max_particles=32)
+    b = build(jets, np.arange(400))
     mean, std = b.x[b.mask].mean(0), b.x[b.mask].std(0)
     b = Batch(x=(b.x - mean) / std * b.mask.unsqueeze(-1), mask=b.mask, p4=b.p4, y=b.y)
     train = [b[i: i + 32] for i in range(0, 320, 32)]

@@ -51,7 +51,8 @@ def causal_mask(seq_mask: Tensor, dtype: torch.dtype) -> Tensor:
     """
     n = seq_mask.shape[1]
     allowed = torch.ones(n, n, dtype=torch.bool, device=seq_mask.device).tril() & seq_mask[:, None, :]  # (B, L, L)
-    return torch.zeros(allowed.shape, dtype=dtype, device=seq_mask.device).masked_fill(~allowed, float("-inf")).unsqueeze(1)
+    neg = torch.zeros(allowed.shape, dtype=dtype, device=seq_mask.device).masked_fill(~allowed, float("-inf"))
+    return neg.unsqueeze(1)
 
 
 class TokenTransformer(nn.Module):
@@ -191,7 +192,8 @@ class GPTClassifier(TokenTransformer):
 @register_model("gpt_particles", inputs=("p4", "mask"), family="generative", tags=("permutation",))
 def gpt_particles(*, codebook_size: int = CODEBOOK_SIZE, code_dim: int = CODE_DIM,
                   tokenizer_hidden: Sequence[int] = TOKENIZER_HIDDEN, dim: int = 64, num_heads: int = 4,
-                  num_layers: int = 3, expansion: int = 2, dropout: float = 0.0, max_particles: int = 128) -> ParticleGPT:
+                  num_layers: int = 3, expansion: int = 2, dropout: float = 0.0,
+                  max_particles: int = 128) -> ParticleGPT:
     """Next-particle GPT over VQ-VAE particle tokens, a jet generator (OmniJet-α, arXiv:2403.05618)."""
     return ParticleGPT(codebook_size=codebook_size, code_dim=code_dim, tokenizer_hidden=tokenizer_hidden, dim=dim,
                        num_heads=num_heads, num_layers=num_layers, expansion=expansion, dropout=dropout,

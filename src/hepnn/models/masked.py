@@ -210,7 +210,8 @@ def mpm_part(*, in_features: int = 7, embed_dims: Sequence[int] = (128, 512, 128
 
 
 @register_model("mpm_part_lite", inputs=("x", "mask", "p4"), family="pretrain", tags=("permutation",))
-def mpm_part_lite(*, in_features: int = 7, embed_dims: Sequence[int] = (64, 64), pair_embed_dims: Sequence[int] = (32, 32),
+def mpm_part_lite(*, in_features: int = 7, embed_dims: Sequence[int] = (64, 64),
+                  pair_embed_dims: Sequence[int] = (32, 32),
                   num_heads: int = 4, num_layers: int = 3, expansion: int = 2, dropout: float = 0.0,
                   mask_fraction: float = 0.3, num_ranks: int = 128) -> MaskedParT:
     """Masked particle modeling (arXiv:2401.13537) with ParT-lite's backbone (for ``part_lite``)."""
