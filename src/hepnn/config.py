@@ -130,7 +130,8 @@ class UnsupervisedConfig(_Section):
 class TrainConfig(_Section):
     """Everything the training engine does with a model and data."""
 
-    task: Literal["auto", "classify", "regress", "reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow"] = "auto"
+    task: Literal["auto", "classify", "regress", "reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow",
+                  "masked_particles", "vqvae", "next_particle"] = "auto"  # the last three: self-supervised pre-training
     epochs: int = Field(10, ge=1)
     # A compute budget in seconds: training stops after the step that crosses it (epochs stays the cap).
     # "process" counts CPU seconds of this process (fair between models while other jobs share the cores).

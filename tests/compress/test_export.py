@@ -30,7 +30,8 @@ CANNOT = {
 }
 # ParT is exported once, by test_part_particle_axis_is_dynamic (example N = 20, checked at N = 57)
 SAME_CLASS = {"part": "part_lite (test_part_particle_axis_is_dynamic)",
-              "part_lite": "test_part_particle_axis_is_dynamic", "pelican": "pelican_lite", "lorentznet": "lorentznet_lite", "particlenet": "particlenet_lite"}
+              "part_lite": "test_part_particle_axis_is_dynamic", "pelican": "pelican_lite", "lorentznet": "lorentznet_lite", "particlenet": "particlenet_lite",
+              "mpm_part": "mpm_part_lite"}
 TORCH_MODELS = [n for n in list_models() if get_model_spec(n).family != "bdt"]
 
 

@@ -1,4 +1,5 @@
-"""Tasks without labels: reconstruction, denoising, ELBO, adversarial (WGAN-GP), diffusion, flow.
+"""Tasks without labels: reconstruction, denoising, ELBO, adversarial (WGAN-GP), diffusion, flow
+(and, in ``hepnn.train.pretrain``, the self-supervised pre-training tasks).
 
 Each task plugs into the one training loop (``hepnn.train.engine.Engine``) through
 ``step(model, batch) -> (loss, logs)`` and ``outputs(model, batch)``. ``outputs`` returns a per-jet
@@ -22,7 +23,9 @@ from torch import nn
 
 from hepnn.data.batch import Batch
 
-UNSUPERVISED_KINDS = ("reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow")
+# the last three are the self-supervised pre-training tasks of hepnn.train.pretrain
+UNSUPERVISED_KINDS = ("reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow",
+                      "masked_particles", "vqvae", "next_particle")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -229,4 +232,8 @@ def make_unsupervised_task(kind: str, settings: Any = None) -> UnsupervisedTask:
         return DiffusionTask()
     if kind == "flow":
         return FlowTask()
+    if kind in ("masked_particles", "vqvae", "next_particle"):
+        from hepnn.train.pretrain import PretrainTask
+
+        return PretrainTask(kind)
     raise ValueError(f"unknown unsupervised task {kind!r}; choose from {', '.join(UNSUPERVISED_KINDS)}")
