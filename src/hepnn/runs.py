@@ -149,10 +149,13 @@ def make_task(cfg: RunConfig, kind: str, num_classes: int, train_labels: np.ndar
     import torch
 
     from hepnn.train.losses import balanced_class_weights, build_loss, resolve_loss_name
+    from hepnn.train.pretrain import PRETRAIN_KINDS, PretrainTask
     from hepnn.train.tasks import ClassifyTask, Regularization, RegressTask
     from hepnn.train.tasks_unsupervised import UNSUPERVISED_KINDS, make_unsupervised_task
 
     tc = cfg.train
+    if kind in PRETRAIN_KINDS:
+        return PretrainTask(kind)
     if kind in UNSUPERVISED_KINDS:
         return make_unsupervised_task(kind, tc.unsupervised)
     reg = Regularization(l1=tc.l1, l2=tc.l2, grad_penalty=tc.grad_penalty,

@@ -12,7 +12,7 @@ from hepnn.data.batch import Batch
 from hepnn.errors import ConfigError
 from hepnn.registry import create_model
 from hepnn.train.pretrain import PRETRAIN_KINDS, PretrainTask
-from hepnn.train.tasks_unsupervised import UNSUPERVISED_KINDS, make_unsupervised_task
+from hepnn.train.tasks_unsupervised import UNSUPERVISED_KINDS
 
 FEATURES = ["deta", "dphi", "log_pt", "log_e", "log_pt_rel", "log_e_rel", "dr"]
 VQ = dict(codebook_size=64, hidden=(32, 32))
@@ -45,21 +45,24 @@ def _fit(model, kind: str, train, val, epochs: int = 4, lr: float = 2e-3) -> tup
 
     opt = build_optimizer(model, "adam", lr=lr)
     sched = build_schedule(opt, "constant", total_steps=epochs * len(train), steps_per_epoch=len(train))
-    engine = Engine(model, make_unsupervised_task(kind), opt, sched, progress=False)
+    engine = Engine(model, PretrainTask(kind), opt, sched, progress=False)
     before = engine.evaluate(val)["loss"]
     return before, engine.fit(train, val, epochs)
 
 
 def test_kinds_are_unsupervised_tasks_and_configurable():
     assert set(PRETRAIN_KINDS) <= set(UNSUPERVISED_KINDS)
+    from hepnn.runs import make_task
+
     for kind in PRETRAIN_KINDS:
-        task = make_unsupervised_task(kind)
+        cfg = load_config(None, [f"train.task={kind}"])
+        assert cfg.train.task == kind
+        task = make_task(cfg, kind, 2, None)
         assert isinstance(task, PretrainTask) and task.kind == kind
-        assert load_config(None, [f"train.task={kind}"]).train.task == kind
 
 
 def test_a_model_of_another_kind_is_refused_with_its_name():
-    task = make_unsupervised_task("masked_particles")
+    task = PretrainTask("masked_particles")
     with pytest.raises(ConfigError, match="masked_particles trains mpm_part_lite.*not ParticleTransformer"):
         task.step(create_model("part_lite"), Batch())
 

@@ -189,7 +189,7 @@ class GPTClassifier(TokenTransformer):
 # CPU-sized defaults; the generator and the classifier must be built with the same settings.
 
 
-@register_model("gpt_particles", inputs=("p4", "mask"), family="generative", tags=("permutation",))
+@register_model("gpt_particles", inputs=("p4", "mask"), family="generative", tags=("permutation",), kind="generative")
 def gpt_particles(*, codebook_size: int = CODEBOOK_SIZE, code_dim: int = CODE_DIM,
                   tokenizer_hidden: Sequence[int] = TOKENIZER_HIDDEN, dim: int = 64, num_heads: int = 4,
                   num_layers: int = 3, expansion: int = 2, dropout: float = 0.0,

@@ -46,7 +46,7 @@ from hepnn.models.part import PAIR_NAMES, ParticleTransformer
 from hepnn.models.transformer import ParticleTransformerEncoder
 from hepnn.models.vqvae import at_least_fp32
 from hepnn.nn.attention import attention_mask
-from hepnn.registry import register_model
+from hepnn.registry import register_model, register_variant
 
 
 def choose_hidden(mask: Tensor, fraction: float, noise: Tensor) -> Tensor:
@@ -209,15 +209,9 @@ def mpm_part(*, in_features: int = 7, embed_dims: Sequence[int] = (128, 512, 128
                       mask_fraction=mask_fraction, num_ranks=num_ranks)
 
 
-@register_model("mpm_part_lite", inputs=("x", "mask", "p4"), family="pretrain", tags=("permutation",))
-def mpm_part_lite(*, in_features: int = 7, embed_dims: Sequence[int] = (64, 64),
-                  pair_embed_dims: Sequence[int] = (32, 32),
-                  num_heads: int = 4, num_layers: int = 3, expansion: int = 2, dropout: float = 0.0,
-                  mask_fraction: float = 0.3, num_ranks: int = 128) -> MaskedParT:
-    """Masked particle modeling (arXiv:2401.13537) with ParT-lite's backbone (for ``part_lite``)."""
-    return MaskedParT(in_features=in_features, embed_dims=embed_dims, pair_embed_dims=pair_embed_dims,
-                      num_heads=num_heads, num_layers=num_layers, expansion=expansion, dropout=dropout,
-                      mask_fraction=mask_fraction, num_ranks=num_ranks)
+register_variant("mpm_part_lite", of="mpm_part", embed_dims=(64, 64), pair_embed_dims=(32, 32), num_heads=4,
+                 num_layers=3, expansion=2, dropout=0.0,
+                 doc="Masked particle modeling (arXiv:2401.13537) with ParT-lite's backbone (for ``part_lite``).")
 
 
 @register_model("mpm_transformer", inputs=("x", "mask", "p4"), family="pretrain", tags=("permutation",))

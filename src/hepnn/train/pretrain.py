@@ -26,7 +26,8 @@ from torch import nn
 
 from hepnn.data.batch import Batch
 from hepnn.errors import ConfigError
-from hepnn.train.tasks_unsupervised import UnsupervisedTask, _unwrap, _weighted_mean
+from hepnn.train.checkpoint import unwrap
+from hepnn.train.tasks_unsupervised import UnsupervisedTask, weighted_mean
 
 PRETRAIN_KINDS = ("masked_particles", "vqvae", "next_particle")
 _MODELS = {"masked_particles": "mpm_part_lite, mpm_part or mpm_transformer", "vqvae": "vqvae_particles",
@@ -43,7 +44,7 @@ class PretrainTask(UnsupervisedTask):
 
     def columns(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """The model's per-jet columns, (B, 1 + len(log_names)), after checking it fits this task."""
-        m = _unwrap(model)
+        m = unwrap(model)
         if getattr(m, "task", None) != self.kind:
             raise ConfigError(f"train.task={self.kind} trains {_MODELS[self.kind]}, not {type(m).__name__}; "
                               f"change model.name or train.task")
@@ -54,8 +55,8 @@ class PretrainTask(UnsupervisedTask):
 
     def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         cols = self.columns(model, batch)
-        loss = _weighted_mean(cols[:, 0], batch)
+        loss = weighted_mean(cols[:, 0], batch)
         logs = {"loss": float(loss.detach())}
-        for j, name in enumerate(_unwrap(model).log_names, start=1):
-            logs[name] = float(_weighted_mean(cols[:, j].detach(), batch))
+        for j, name in enumerate(unwrap(model).log_names, start=1):
+            logs[name] = float(weighted_mean(cols[:, j].detach(), batch))
         return loss, logs

@@ -22,19 +22,15 @@ import torch
 from torch import nn
 
 from hepnn.data.batch import Batch
+from hepnn.train.checkpoint import unwrap
 
 # the last three are the self-supervised pre-training tasks of hepnn.train.pretrain
 UNSUPERVISED_KINDS = ("reconstruct", "denoise", "elbo", "adversarial", "diffusion", "flow",
                       "masked_particles", "vqvae", "next_particle")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module behind DDP / torch.compile wrappers (the task reaches into its parts)."""
-    model = getattr(model, "_orig_mod", model)
-    return getattr(model, "module", model)
-
-
-def _weighted_mean(per_jet: torch.Tensor, batch: Batch) -> torch.Tensor:
+def weighted_mean(per_jet: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Mean of a per-jet quantity (B,) over the batch, weighted by ``batch.weight`` when given."""
     if batch.weight is None:
         return per_jet.mean()
     return (per_jet * batch.weight).sum() / batch.weight.sum().clamp_min(1e-12)
@@ -54,13 +50,13 @@ class UnsupervisedTask:
         return model(batch).float()  # (B,)
 
     def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = _weighted_mean(self.per_jet(model, batch), batch)
+        loss = weighted_mean(self.per_jet(model, batch), batch)
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def outputs(self, model: nn.Module, batch: Batch) -> dict[str, torch.Tensor]:
         score = self.per_jet(model, batch)
-        return {"score": score, "y": batch.y, "loss": _weighted_mean(score, batch).reshape(1)}
+        return {"score": score, "y": batch.y, "loss": weighted_mean(score, batch).reshape(1)}
 
 
 class ReconstructTask(UnsupervisedTask):
@@ -69,7 +65,7 @@ class ReconstructTask(UnsupervisedTask):
     kind = "reconstruct"
 
     def per_jet(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return per_jet_error(model(batch), _unwrap(model).target(batch))
+        return per_jet_error(model(batch), unwrap(model).target(batch))
 
 
 class DenoiseTask(ReconstructTask):
@@ -82,14 +78,14 @@ class DenoiseTask(ReconstructTask):
         self.noise = noise
 
     def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        field = _unwrap(model).field
+        field = unwrap(model).field
         clean = getattr(batch, field)
         noise = torch.randn_like(clean) * self.noise
         if field == "x":
             noise = noise * batch.mask.unsqueeze(-1).to(noise.dtype)  # padding stays exactly zero
-        target = _unwrap(model).target(batch)
+        target = unwrap(model).target(batch)
         recon = model(replace(batch, **{field: clean + noise}))
-        loss = _weighted_mean(per_jet_error(recon, target), batch)
+        loss = weighted_mean(per_jet_error(recon, target), batch)
         return loss, {"loss": float(loss.detach())}
 
 
@@ -105,7 +101,7 @@ class ELBOTask(UnsupervisedTask):
         self.beta = beta
 
     def terms(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        m = _unwrap(model)
+        m = unwrap(model)
         recon, mu, logvar = m.elbo_terms(batch)
         rec = 0.5 * (recon.float() - m.target(batch).float()).pow(2).flatten(1).sum(dim=1)  # (B,)
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).float().sum(dim=1)  # (B,)
@@ -117,7 +113,7 @@ class ELBOTask(UnsupervisedTask):
 
     def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         rec, kl = self.terms(model, batch)
-        loss = _weighted_mean(rec + self.beta * kl, batch)
+        loss = weighted_mean(rec + self.beta * kl, batch)
         return loss, {"loss": float(loss.detach()), "recon": float(rec.mean()), "kl": float(kl.mean())}
 
 
@@ -181,7 +177,7 @@ class AdversarialTask(UnsupervisedTask):
         return self.optimizer
 
     def step(self, model: nn.Module, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        m = _unwrap(model)
+        m = unwrap(model)
         opt = self._critic_optimizer(m.critic)
         real = batch.jet
         for chunk in real.chunk(min(self.critic_steps, real.shape[0])):
@@ -232,8 +228,4 @@ def make_unsupervised_task(kind: str, settings: Any = None) -> UnsupervisedTask:
         return DiffusionTask()
     if kind == "flow":
         return FlowTask()
-    if kind in ("masked_particles", "vqvae", "next_particle"):
-        from hepnn.train.pretrain import PretrainTask
-
-        return PretrainTask(kind)
     raise ValueError(f"unknown unsupervised task {kind!r}; choose from {', '.join(UNSUPERVISED_KINDS)}")
