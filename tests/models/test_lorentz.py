@@ -11,7 +11,7 @@ from hepnn.data.batch import Batch
 from hepnn.data.jagged import JaggedJets
 from hepnn.nn.lorentz import boost_matrix, rotation_matrix, transform
 from hepnn.registry import create_model
-from tests.conftest import random_jets, train_metrics
+from tests.conftest import assert_beats_mass, random_jets, train_metrics
 
 def make_batch(n_jets=5, extra_pad=3, seed=0) -> Batch:
     jets = JaggedJets.from_awkward(random_jets(n_jets, seed=seed, max_particles=10), target="label")
@@ -70,8 +70,9 @@ def learn(config: str, tmp_path, overrides: list[str]) -> dict:
 
 @pytest.mark.slow
 def test_lola_learns_top_tagging(sample_path, tmp_path):
+    """Measured AUC 0.937 against the jet mass's 0.922 (6 epochs, seed 0)."""
     metrics = learn("configs/top_tagging/lola.yaml", tmp_path, ["train.epochs=6"])
-    assert metrics["auc"] > 0.85
+    assert_beats_mass(metrics)
 
 
 @pytest.mark.slow
@@ -85,8 +86,9 @@ def test_lorentznet_lite_learns_top_tagging(sample_path, tmp_path):
 
 @pytest.mark.slow
 def test_pelican_lite_learns_top_tagging(sample_path, tmp_path):
+    """Measured AUC 0.929 against the jet mass's 0.922 (1 epoch, N ≤ 32, seed 0)."""
     metrics = learn(
         "configs/top_tagging/pelican.yaml", tmp_path,
         ["train.epochs=1", "model.name=pelican_lite", "model.params={}", "data.max_particles=32"],
     )  # fmt: skip
-    assert metrics["auc"] > 0.85
+    assert_beats_mass(metrics)

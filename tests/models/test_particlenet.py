@@ -12,7 +12,7 @@ from hepnn.data.batch import Batch
 from hepnn.data.features import particle_features
 from hepnn.data.jagged import JaggedJets
 from hepnn.registry import create_model
-from tests.conftest import random_jets, train_metrics
+from tests.conftest import assert_beats_mass, random_jets, train_metrics
 
 FEATURES = ["deta", "dphi", "log_pt", "log_e", "log_pt_rel", "log_e_rel", "dr"]
 
@@ -77,6 +77,6 @@ def test_graph_uses_wrapped_delta_phi():
 
 @pytest.mark.slow
 def test_particlenet_lite_learns_top_tagging(sample_path, tmp_path):
-    """Measured AUC 0.919 / 0.913 (2 epochs, all 5000 jets, N ≤ 48, seeds 0 and 1)."""
+    """Measured AUC 0.942 against the jet mass's 0.922 (2 epochs, all 5000 jets, N ≤ 48, seed 0)."""
     metrics = train_metrics("configs/top_tagging/particlenet_lite.yaml", ["train.epochs=2", "data.max_particles=48"], tmp_path / "run")
-    assert metrics["auc"] > 0.87
+    assert_beats_mass(metrics)

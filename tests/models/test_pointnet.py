@@ -8,7 +8,7 @@ import torch
 
 from hepnn.data.batch import Batch
 from hepnn.registry import create_model
-from tests.conftest import train_metrics
+from tests.conftest import assert_beats_mass, train_metrics
 
 
 def make_batch(seed=0, extra_pad=0):
@@ -49,6 +49,6 @@ def test_input_transform_keeps_invariances_and_trains():
 
 @pytest.mark.slow
 def test_pointnet_learns_top_tagging(sample_path, tmp_path):
-    """Measured AUC 0.928 / 0.942 (3 epochs, 5000 jets, seeds 0 and 1)."""
+    """Measured AUC 0.934 against the jet mass's 0.922 (3 epochs, 5000 jets, seed 0)."""
     metrics = train_metrics("configs/top_tagging/pointnet.yaml", ["train.epochs=3"], tmp_path / "run")
-    assert metrics["auc"] > 0.88
+    assert_beats_mass(metrics)

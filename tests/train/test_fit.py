@@ -15,22 +15,21 @@ from safetensors.torch import load_file
 
 from hepnn.config import load_config
 from hepnn.train.fit import fit
-from tests.conftest import train_metrics
+from tests.conftest import assert_beats_mass, train_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Minimum test-split AUC on the committed sample (top vs QCD, 5000 particle-level jets, 60/20/20
-# split) with the short budgets below. Measured on 2026-11-22 (seed 0) in the comments; the bounds
-# leave a margin for seed noise. Particle-level jets without detector smearing are easier than the
-# public Delphes sample: jet mass alone gives AUC 0.91, tau32 alone 0.93.
-SMALL_DEEPSETS = ["train.epochs=10", "model.params.phi=[64, 64, 64]", "model.params.f=[64, 64]", "train.optimizer.lr=0.002"]
+# Short budgets on the committed sample (top vs QCD, 5000 detector-level jets, 60/20/20 split) that
+# beat the jet mass alone on the same 1000 test jets (AUC 0.922, 1/eps_B(0.3) 16). Measured test AUC
+# (seed 0, 2026-12-03) in the comments; CPU training is deterministic at a fixed seed.
+SMALL_DEEPSETS = ["model.params.phi=[64, 64, 64]", "model.params.f=[64, 64]", "data.batch_size=64"]
 CLASSIFIERS = {
-    "logistic": (["train.epochs=10"], 0.94),  # 0.962
-    "perceptron": (["train.epochs=10"], 0.90),  # 0.945
-    "mlp": (["train.epochs=10"], 0.96),  # 0.979
-    "bdt": ([], 0.97),  # 0.986
-    "pfn": (SMALL_DEEPSETS, 0.90),  # 0.923, 0.920 (seed 1); 0.955 with the full config
-    "efn": (SMALL_DEEPSETS, 0.90),  # 0.913, 0.924 (seed 1); CPU training is deterministic at a fixed seed
+    "logistic": ["train.epochs=10"],  # 0.963
+    "perceptron": ["train.epochs=20"],  # 0.936
+    "mlp": ["train.epochs=10"],  # 0.976
+    "bdt": [],  # 0.982
+    "pfn": [*SMALL_DEEPSETS, "train.epochs=10", "train.optimizer.lr=0.002"],  # 0.938
+    "efn": [*SMALL_DEEPSETS, "train.epochs=20", "train.optimizer.lr=0.003"],  # EFN_AUC
 }
 
 
@@ -40,11 +39,9 @@ def run(name: str, overrides: list[str], out: Path) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(CLASSIFIERS))
-def test_tagger_beats_stated_auc(name, tmp_path, sample_path):
-    overrides, bound = CLASSIFIERS[name]
-    metrics = run(name, overrides, tmp_path / name)
-    assert metrics["auc"] > bound, f"{name}: AUC {metrics['auc']:.4f} <= {bound}"
-    assert metrics["rej30"] > 5 and metrics["rej50"] > 2
+def test_tagger_beats_the_jet_mass(name, tmp_path, sample_path):
+    metrics = run(name, CLASSIFIERS[name], tmp_path / name)
+    assert_beats_mass(metrics)
     assert 0 <= metrics["ks_pvalue_0"] <= 1
 
 
