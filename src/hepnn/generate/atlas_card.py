@@ -28,6 +28,7 @@ _EDGES_20 = [-4.9, -4.7, -4.5, -4.3, -4.1, -3.9, -3.7, -3.5, -3.3, -3.0, -2.8, -
              2.8, 3.0, 3.2, 3.5, 3.7, 3.9, 4.1, 4.3, 4.5, 4.7, 4.9]  # fmt: skip
 ETA_EDGES = np.array(sorted(set(_EDGES_10) | set(_EDGES_20)))
 N_PHI = np.array([36 if e in _EDGES_10 else 18 for e in ETA_EDGES])  # φ bins of the tower below edge k
+PHI_STRIDE = 1024  # tower id = k · PHI_STRIDE + j (η bin k, φ bin j); any binning up to 1023 φ bins
 ECAL_E_MIN, HCAL_E_MIN = 0.5, 1.0  # ECalEnergyMin, HCalEnergyMin (GeV)
 ECAL_SIGNIFICANCE_MIN, HCAL_SIGNIFICANCE_MIN = 1.0, 1.0  # ECal/HCalEnergySignificanceMin
 
@@ -109,7 +110,7 @@ def tower_of(eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tower id (−1 outside the calorimeter) and η edges/φ width of each tower, the card's binning.
 
     Delphes' rule: η bin k is the first edge ≥ η (``lower_bound``), valid for 1 ≤ k < len(edges);
-    likewise for φ with N_PHI[k] equal bins from −π. Returns (tower id, k, j) with id = k·64 + j.
+    likewise for φ with N_PHI[k] equal bins from −π. Returns (tower id, k, j), id = k·PHI_STRIDE + j.
     """
     k = np.searchsorted(ETA_EDGES, eta, side="left")
     inside = (k >= 1) & (k < len(ETA_EDGES))
@@ -117,12 +118,12 @@ def tower_of(eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_phi = N_PHI[k]
     j = np.ceil((phi + np.pi) / (2 * np.pi) * n_phi).astype(np.int64)
     inside &= (j >= 1) & (j <= n_phi)
-    ident = np.where(inside, k * 64 + j, -1)
+    ident = np.where(inside, k * PHI_STRIDE + j, -1)
     return ident, k, j
 
 
 def tower_box(ident: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(η_low, η_high, φ_low, φ_high) of towers from their ids (see :func:`tower_of`)."""
-    k, j = ident // 64, ident % 64
+    k, j = ident // PHI_STRIDE, ident % PHI_STRIDE
     width = 2 * np.pi / N_PHI[k]
     return ETA_EDGES[k - 1], ETA_EDGES[k], -np.pi + (j - 1) * width, -np.pi + j * width

@@ -35,7 +35,7 @@ import numpy as np
 from hepnn.generate import atlas_card as card
 
 FIELDS = ("E", "px", "py", "pz", "charge", "pid")
-_N_TOWER_IDS = len(card.ETA_EDGES) * 64  # tower ids are k·64 + j (see atlas_card.tower_of)
+_N_TOWER_IDS = len(card.ETA_EDGES) * card.PHI_STRIDE  # tower ids (see atlas_card.tower_of)
 
 
 def calorimeter_position(px, py, pz, charge) -> tuple[np.ndarray, np.ndarray]:
