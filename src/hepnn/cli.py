@@ -123,13 +123,14 @@ def generate(
     try:
         from hepnn.generate import generate as run_generate
         from hepnn.generate import run_preset
+        from hepnn.generate.presets import parse_shard_range
 
         physics = dict(process=process, n_jets=n_jets, seed=seed, detector=detector, fmt=fmt, pt_min=pt_min,
                        pt_max=pt_max, eta_max=eta_max, R=radius, mpi=mpi, pileup=pileup, jets=jets,
                        max_constituents=max_constituents or None, mode=mode)  # fmt: skip
         if shard_size is not None:
             physics["shard_size"] = shard_size
-        span = _shard_range(shards)
+        span = parse_shard_range(shards)
         if preset is not None:
             _refuse_with_preset(preset, physics)
             manifest = run_preset(preset, out, workers=workers, shards=span)
@@ -156,22 +157,6 @@ def _refuse_with_preset(preset: str, physics: dict) -> None:
         if value != defaults[{"R": "radius"}.get(key, key)]:
             flag = flags.get(key, "--" + key.replace("_", "-"))
             raise ConfigError(f"--preset {preset} fixes the sample's physics and size; drop {flag}")
-
-
-def _shard_range(text: str | None) -> range | None:
-    """``--shards A:B`` (shards A..B-1) or ``--shards A`` (one shard) as a range."""
-    from hepnn.errors import ConfigError
-
-    if text is None:
-        return None
-    try:
-        lo, _, hi = text.partition(":")
-        span = range(int(lo), int(hi) if hi else int(lo) + 1)
-    except ValueError:
-        raise ConfigError(f"--shards {text}: expected A:B (shards A to B-1) or A, with integers") from None
-    if len(span) == 0 or span.start < 0:
-        raise ConfigError(f"--shards {text}: empty or negative range")
-    return span
 
 
 @app.command()

@@ -101,6 +101,20 @@ def global_shards(comps: list[Component]) -> list[tuple[Component, int]]:
     return [(c, i) for c in comps for i in range(c.n_shards)]
 
 
+def parse_shard_range(text: str | None) -> range | None:
+    """``--shards A:B`` (shards A..B-1) or ``--shards A`` (one shard) as a range; None stays None."""
+    if text is None:
+        return None
+    try:
+        lo, _, hi = text.partition(":")
+        span = range(int(lo), int(hi) if hi else int(lo) + 1)
+    except ValueError:
+        raise ConfigError(f"--shards {text}: expected A:B (shards A to B-1) or A, with integers") from None
+    if len(span) == 0 or span.start < 0:
+        raise ConfigError(f"--shards {text}: empty or negative range")
+    return span
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
