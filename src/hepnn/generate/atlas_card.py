@@ -106,24 +106,24 @@ def energy_fractions(apid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(known, fracs[pos, 0], 0.0), np.where(known, fracs[pos, 1], 1.0)
 
 
-def tower_of(eta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def tower_of(eta: np.ndarray, phi: np.ndarray, edges: np.ndarray = ETA_EDGES, n_phi: np.ndarray = N_PHI):
     """Tower id (−1 outside the calorimeter) and η edges/φ width of each tower, the card's binning.
 
     Delphes' rule: η bin k is the first edge ≥ η (``lower_bound``), valid for 1 ≤ k < len(edges);
     likewise for φ with N_PHI[k] equal bins from −π. Returns (tower id, k, j), id = k·PHI_STRIDE + j.
     """
-    k = np.searchsorted(ETA_EDGES, eta, side="left")
-    inside = (k >= 1) & (k < len(ETA_EDGES))
+    k = np.searchsorted(edges, eta, side="left")
+    inside = (k >= 1) & (k < len(edges))
     k = np.where(inside, k, 1)
-    n_phi = N_PHI[k]
-    j = np.ceil((phi + np.pi) / (2 * np.pi) * n_phi).astype(np.int64)
-    inside &= (j >= 1) & (j <= n_phi)
+    bins = n_phi[k]
+    j = np.ceil((phi + np.pi) / (2 * np.pi) * bins).astype(np.int64)
+    inside &= (j >= 1) & (j <= bins)
     ident = np.where(inside, k * PHI_STRIDE + j, -1)
     return ident, k, j
 
 
-def tower_box(ident: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def tower_box(ident: np.ndarray, edges: np.ndarray = ETA_EDGES, n_phi: np.ndarray = N_PHI):
     """(η_low, η_high, φ_low, φ_high) of towers from their ids (see :func:`tower_of`)."""
     k, j = ident // PHI_STRIDE, ident % PHI_STRIDE
-    width = 2 * np.pi / N_PHI[k]
-    return ETA_EDGES[k - 1], ETA_EDGES[k], -np.pi + (j - 1) * width, -np.pi + j * width
+    width = 2 * np.pi / n_phi[k]
+    return edges[k - 1], edges[k], -np.pi + (j - 1) * width, -np.pi + j * width

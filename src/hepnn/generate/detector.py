@@ -32,10 +32,29 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from dataclasses import dataclass, field
+
 from hepnn.generate import atlas_card as card
 
 FIELDS = ("E", "px", "py", "pz", "charge", "pid")
-_N_TOWER_IDS = len(card.ETA_EDGES) * card.PHI_STRIDE  # tower ids (see atlas_card.tower_of)
+
+
+@dataclass(frozen=True)
+class Towers:
+    """Calorimeter segmentation: η edges, φ bins of the tower below each edge, and whether a neutral
+    candidate sits at a random point of its tower (the card's ``SmearTowerCenter``) or its centre.
+    The default is the card's; other values exist for granularity studies."""
+
+    eta_edges: np.ndarray = field(default_factory=lambda: card.ETA_EDGES)
+    n_phi: np.ndarray = field(default_factory=lambda: card.N_PHI)
+    random_point: bool = True
+
+    @property
+    def n_ids(self) -> int:  # tower ids per event (see atlas_card.tower_of)
+        return len(self.eta_edges) * card.PHI_STRIDE
+
+
+ATLAS_TOWERS = Towers()
 
 
 def calorimeter_position(px, py, pz, charge) -> tuple[np.ndarray, np.ndarray]:
@@ -71,12 +90,13 @@ def _flat(particles: ak.Array) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     return event, {k: ak.to_numpy(ak.flatten(particles[k])) for k in FIELDS}
 
 
-def smear(particles: ak.Array, rng: np.random.Generator) -> ak.Array:
+def smear(particles: ak.Array, rng: np.random.Generator, towers: Towers = ATLAS_TOWERS) -> ak.Array:
     """Energy-flow candidates of a batch of generator-level particles (see the module docstring).
 
     Args:
         particles: (events, var) records E, px, py, pz, charge, pid (visible final state).
         rng: numpy Generator; the same seed and input give the same output.
+        towers: the calorimeter segmentation (default: the card's).
     Returns:
         (events, var) records of the same fields: tracks, then photons, then neutral hadrons.
     """
@@ -94,10 +114,10 @@ def smear(particles: ak.Array, rng: np.random.Generator) -> ak.Array:
     eta_m = np.arcsinh(f["pz"] / np.where(pt > 0, pt, 1e-12))
     phi_m = np.arctan2(f["py"], f["px"])
     e_trk = pt_trk * np.cosh(eta_m)  # massless track
-    tower, _, _ = card.tower_of(eta_c, phi_c)
-    key = np.where(tower >= 0, event * _N_TOWER_IDS + tower, -1)
+    tower, _, _ = card.tower_of(eta_c, phi_c, towers.eta_edges, towers.n_phi)
+    key = np.where(tower >= 0, event * towers.n_ids + tower, -1)
     f_ecal, f_hcal = card.energy_fractions(apid)
-    scale, neutrals = _energy_flow(key, f["E"], f_ecal, f_hcal, tracked, e_trk, res, rng)
+    scale, neutrals = _energy_flow(key, f["E"], f_ecal, f_hcal, tracked, e_trk, res, rng, towers)
     t = np.flatnonzero(tracked)
     pt_out = pt_trk[t] * scale[t]
     tracks = {
@@ -116,23 +136,24 @@ def smear(particles: ak.Array, rng: np.random.Generator) -> ak.Array:
     return ak.unflatten(ak.zip(out), np.bincount(allev, minlength=n_events))
 
 
-def _energy_flow(key, E, f_ecal, f_hcal, tracked, e_trk, res, rng):
+def _energy_flow(key, E, f_ecal, f_hcal, tracked, e_trk, res, rng, towers: Towers):
     """Towers → (per-particle track scale factor, [photons, neutral hadrons]) as in Delphes 3.4.
 
     Shapes: every input is (N,) over the batch's particles; ``key`` is −1 outside the calorimeter.
     """
     dep = (key >= 0) & (f_ecal + f_hcal > 0)
-    towers, inv = np.unique(key[dep], return_inverse=True)  # (T,) sorted: grouped by event
-    n_t = len(towers)
+    ids, inv = np.unique(key[dep], return_inverse=True)  # (T,) sorted: grouped by event
+    n_t = len(ids)
     trk = tracked & dep
-    t_idx = np.searchsorted(towers, key[trk])  # every deposited track's tower exists
+    t_idx = np.searchsorted(ids, key[trk])  # every deposited track's tower exists
     scale = np.ones(len(E))
     neutrals = []
-    eta_lo, eta_hi, phi_lo, phi_hi = card.tower_box(towers % _N_TOWER_IDS)
+    eta_lo, eta_hi, phi_lo, phi_hi = card.tower_box(ids % towers.n_ids, towers.eta_edges, towers.n_phi)
     eta_c = 0.5 * (eta_lo + eta_hi)
-    # one random point per tower for its neutral candidates (SmearTowerCenter = true)
-    eta_r = rng.uniform(eta_lo, eta_hi)
-    phi_r = rng.uniform(phi_lo, phi_hi)
+    if towers.random_point:  # one random point per tower for its neutral candidates (SmearTowerCenter)
+        eta_r, phi_r = rng.uniform(eta_lo, eta_hi), rng.uniform(phi_lo, phi_hi)
+    else:
+        eta_r, phi_r = eta_c, 0.5 * (phi_lo + phi_hi)
     calos = ((f_ecal, card.ecal_resolution, card.ECAL_E_MIN, card.ECAL_SIGNIFICANCE_MIN, 22),
              (f_hcal, card.hcal_resolution, card.HCAL_E_MIN, card.HCAL_SIGNIFICANCE_MIN, 130))  # fmt: skip
     for frac, resolution, e_min, sig_min, pid in calos:
@@ -154,15 +175,16 @@ def _energy_flow(key, E, f_ecal, f_hcal, tracked, e_trk, res, rng):
             factor = np.where(~neutral & (t_sum > 0) & (w_trk + w_cal > 0), best / t_sum, 1.0)  # (T,)
         rows = np.flatnonzero(trk)
         scale[rows] = np.where(w > 0, scale[rows] * factor[t_idx], scale[rows])
-        neutrals.append(_candidates(towers[neutral], excess[neutral], eta_r[neutral], phi_r[neutral], pid))
+        event = ids[neutral] // towers.n_ids
+        neutrals.append(_candidates(event, excess[neutral], eta_r[neutral], phi_r[neutral], pid))
     return scale, neutrals
 
 
-def _candidates(towers, energy, eta, phi, pid: int) -> dict[str, np.ndarray]:
-    """Massless neutral candidates at (η, φ) with the given energies."""
+def _candidates(event, energy, eta, phi, pid: int) -> dict[str, np.ndarray]:
+    """Massless neutral candidates of the given events at (η, φ) with the given energies."""
     pt = energy / np.cosh(eta)
     return {
-        "event": towers // _N_TOWER_IDS,
+        "event": event,
         "E": energy,
         "px": pt * np.cos(phi),
         "py": pt * np.sin(phi),
