@@ -83,6 +83,15 @@ def test_photons_in_one_tower_merge_into_one_candidate_inside_the_tower():
     assert abs(out.E.to_numpy()[merged] - expected) < 5 * card.ecal_resolution(np.array(expected), np.array(0.0))
 
 
+def test_other_segmentations_for_granularity_studies():
+    parts = _particles([20.0, 30.0], [0.31, 0.36], [0.40, 0.45], 22, 0)
+    centre = ak.flatten(D.smear(parts, np.random.default_rng(3), D.Towers(random_point=False)))
+    assert len(centre) == 1 and np.arcsinh(centre.pz.to_numpy() / _pt(centre))[0] == pytest.approx(0.35)
+    fine = np.round(np.arange(-4.9, 4.9001, 0.025), 3)
+    split = ak.flatten(D.smear(parts, np.random.default_rng(3), D.Towers(fine, np.full(len(fine), 251))))
+    assert len(split) == 2  # 0.05 apart: two 0.025 towers
+
+
 def test_muons_are_tracks_only_neutrinos_and_k0s_split():
     parts = _particles([30.0, 30.0], [0.0, 1.0], [0.0, 2.0], [13, 310], [-1, 0])
     shares = []
