@@ -80,7 +80,7 @@ def load_preset(name: str) -> tuple[str, Preset]:
         first = err.errors()[0] if isinstance(err, ValidationError) else {"loc": (), "msg": str(err)}
         where = ".".join(str(x) for x in first["loc"]) or "preset"
         raise ConfigError(f"generate: preset {label}: {where}: {first['msg']}") from None
-    for key in ("seed", "shard_size", "workers", "progress", "fmt"):
+    for key in ("process", "n_jets", "seed", "shard_size", "shards", "workers", "progress", "fmt"):
         if key in preset.settings:
             raise ConfigError(f"generate: preset {label}: settings.{key} is set by the preset itself; remove it")
     return label, preset
