@@ -1,8 +1,8 @@
 """Pile-up overlay: a Poisson number of Pythia minimum-bias events merged into every hard event.
 
-As Pythia's own pile-up example does (``main-programs`` ``main19``/``main161``: a second ``Pythia``
-instance with ``SoftQCD:nonDiffractive = on``, a Poisson number of its events added to each
-signal event) and as Delphes' ``PileUpMerger`` does for detector studies. The minimum-bias events
+As Pythia's own pile-up example does (``examples/main19.cc``: one ``Pythia`` instance for signal
+events and one for pile-up, a Poisson number of pile-up events joined to each signal event; here
+the pile-up instance runs ``SoftQCD:nonDiffractive = on``) and as Delphes' ``PileUpMerger`` does for detector studies. The minimum-bias events
 come from one ``nextBatch`` call per hard batch, so the overlay is vectorized: their final
 particles are concatenated event by event onto the hard event's before the detector and clustering.
 
