@@ -2,9 +2,10 @@
 
 As Pythia's own pile-up example does (``examples/main19.cc``: one ``Pythia`` instance for signal
 events and one for pile-up, a Poisson number of pile-up events joined to each signal event; here
-the pile-up instance runs ``SoftQCD:nonDiffractive = on``) and as Delphes' ``PileUpMerger`` does for detector studies. The minimum-bias events
-come from one ``nextBatch`` call per hard batch, so the overlay is vectorized: their final
-particles are concatenated event by event onto the hard event's before the detector and clustering.
+the pile-up instance runs ``SoftQCD:nonDiffractive = on``), and as Delphes' ``PileUpMerger`` does
+for detector studies. The minimum-bias events come from one ``nextBatch`` call per hard batch, so
+the overlay is vectorized: their final particles are concatenated event by event onto the hard
+event's before the detector and the clustering.
 
 Reproducible: the minimum-bias Pythia uses its own seed (derived from the shard seed) and the
 Poisson counts a numpy Generator seeded from the shard seed, so a shard's content depends only on
