@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="jets per measurement")
     parser.add_argument("--processes", nargs="+", default=["top", "qcd", "w"])
     parser.add_argument("--modes", nargs="+", default=["window", "unbiased"])
-    parser.add_argument("--detector", default="none", choices=["none", "simple"])
+    parser.add_argument("--detector", default="simple", choices=["none", "simple"])
     args = parser.parse_args()
     measure("qcd", "window", 5, args.detector)  # warm-up: imports and FastJet banner
     print(f"| process | mode | detector | jets | jets/s per core | 100k jets, 2 workers (min) |")

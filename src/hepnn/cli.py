@@ -95,32 +95,61 @@ def generate(
     process: Annotated[str, typer.Option(help="top | qcd | w")] = "top",
     n_jets: Annotated[int, typer.Option("--n-jets", help="Number of jets passing the cuts.")] = 1000,
     seed: Annotated[int, typer.Option(help="Base random seed (shard i uses a seed derived from it).")] = 1,
-    out: Annotated[Path, typer.Option(help="Output file (one shard) or directory (several).")] = Path("jets.parquet"),
+    out: Annotated[Path, typer.Option(help="Output file (one shard) or directory (several, or a preset).")] = Path("jets.parquet"),
     workers: Annotated[int, typer.Option(help="Worker processes (one shard each at a time).")] = 1,
-    detector: Annotated[str, typer.Option(help="none | simple (Delphes-like smearing).")] = "none",
+    detector: Annotated[str, typer.Option(help="simple (Delphes ATLAS energy flow) | none (particle level).")] = "simple",
     fmt: Annotated[str, typer.Option("--format", help="parquet | toptagging-h5")] = "parquet",
     pt_min: Annotated[float, typer.Option("--pt-min", help="Jet pT lower cut in GeV.")] = 550.0,
     pt_max: Annotated[float, typer.Option("--pt-max", help="Jet pT upper cut in GeV.")] = 650.0,
     eta_max: Annotated[float, typer.Option("--eta-max", help="Jet |eta| cut.")] = 2.0,
     radius: Annotated[float, typer.Option("--radius", help="Anti-kT radius R.")] = 0.8,
     mpi: Annotated[bool, typer.Option("--mpi/--no-mpi", help="Multi-parton interactions.")] = False,
+    pileup: Annotated[float, typer.Option("--pileup", metavar="MU", help="Mean number of minimum-bias events overlaid per event (Poisson).")] = 0.0,
+    jets: Annotated[str, typer.Option(help="leading (each event's hardest jet) | all jets passing the cuts.")] = "leading",
+    max_constituents: Annotated[int, typer.Option("--max-constituents", help="Leading constituents kept per jet; 0 keeps all.")] = 200,
     mode: Annotated[str, typer.Option(help="unbiased (low pT-hat cut + prefilter) | window (fast, biased)")] = "unbiased",
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="Jets per shard file.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="A named sample (toptag-small, toptag-100k, toptag-3class) or a preset .yaml; --out is its folder.")] = None,
+    shards: Annotated[Optional[str], typer.Option(metavar="A:B", help="Make only shards A..B-1 (one machine's part); merge later without it.")] = None,
 ) -> None:
-    """Generate jets with Pythia 8 + FastJet (needs the `gen` extra)."""
+    """Generate jets with Pythia 8 + FastJet (needs the `gen` extra), or a whole preset sample."""
     try:
         from hepnn.generate import generate as run_generate
+        from hepnn.generate import run_preset
+        from hepnn.generate.presets import parse_shard_range
 
-        kwargs = dict(
-            seed=seed, workers=workers, detector=detector, fmt=fmt, pt_min=pt_min, pt_max=pt_max,
-            eta_max=eta_max, R=radius, mpi=mpi, mode=mode,
-        )
+        physics = dict(process=process, n_jets=n_jets, seed=seed, detector=detector, fmt=fmt, pt_min=pt_min,
+                       pt_max=pt_max, eta_max=eta_max, R=radius, mpi=mpi, pileup=pileup, jets=jets,
+                       max_constituents=max_constituents or None, mode=mode)  # fmt: skip
         if shard_size is not None:
-            kwargs["shard_size"] = shard_size
-        paths = run_generate(process, n_jets, out, **kwargs)
+            physics["shard_size"] = shard_size
+        span = parse_shard_range(shards)
+        if preset is not None:
+            _refuse_with_preset(preset, physics)
+            manifest = run_preset(preset, out, workers=workers, shards=span)
+            typer.echo("\n".join([] if manifest is None else [str(out / name) for name in manifest["files"]]))
+            return
+        physics["shards"] = None if span is None else list(span)
+        paths = run_generate(physics.pop("process"), physics.pop("n_jets"), out, workers=workers, **physics)
         typer.echo("\n".join(str(p) for p in paths))
     except HepnnError as err:
         fail(err)
+
+
+def _refuse_with_preset(preset: str, physics: dict) -> None:
+    """A preset fixes the sample: any physics option changed from its default is an error."""
+    import inspect
+
+    from hepnn.errors import ConfigError
+
+    defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
+    flags = {"n_jets": "--n-jets", "fmt": "--format", "R": "--radius", "shard_size": "--shard-size"}
+    for key, value in physics.items():
+        if key == "max_constituents":
+            value = value or 0  # the option's "0 = all" is None in the library
+        if value != defaults[{"R": "radius"}.get(key, key)]:
+            flag = flags.get(key, "--" + key.replace("_", "-"))
+            raise ConfigError(f"--preset {preset} fixes the sample's physics and size; drop {flag}")
 
 
 @app.command()

@@ -23,14 +23,14 @@ def _make(tmp_path_factory, process: str, n: int, **kw):
 
 @pytest.fixture(scope="session")
 def top_jets(tmp_path_factory):
-    """60 top jets, unbiased mode (the default)."""
-    return _make(tmp_path_factory, "top", 60)
+    """40 top jets, the defaults (unbiased mode, simple detector, leading jet)."""
+    return _make(tmp_path_factory, "top", 40)
 
 
 @pytest.fixture(scope="session")
 def qcd_jets(tmp_path_factory):
-    """60 QCD jets, unbiased mode (the default)."""
-    return _make(tmp_path_factory, "qcd", 60)
+    """40 QCD jets, the defaults (unbiased mode, simple detector, leading jet)."""
+    return _make(tmp_path_factory, "qcd", 40)
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,28 @@ def test_single_file_output_needs_a_single_shard(tmp_path):
     with pytest.raises(ConfigError, match="does not match fmt"):
         generate("qcd", 5, tmp_path / "qcd.h5", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--preset", "toptag-100k", "--pt-min", "500"], "drop --pt-min"),
+        (["--preset", "toptag-100k", "--pileup", "20"], "drop --pileup"),
+        (["--preset", "toptag-100k", "--n-jets", "5"], "drop --n-jets"),
+        (["--preset", "no-such-sample"], "unknown preset 'no-such-sample'"),
+        (["--preset", "toptag-small", "--shards", "2:999"], "outside this preset's 0:4"),
+        (["--shards", "a:b"], "--shards a:b: expected A:B"),
+        (["--shards", "3:3"], "empty or negative range"),
+        (["--n-jets", "5", "--shards", "4"], "shards: 4 is not a shard of this run (0..0)"),
+        (["--pileup", "-1"], "pileup"),
+        (["--jets", "second"], "jets"),
+    ],
+)
+def test_cli_refuses_bad_preset_and_shard_options_in_one_line(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from hepnn.cli import app
+
+    result = CliRunner().invoke(app, ["generate", *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not list(tmp_path.iterdir())

@@ -94,3 +94,27 @@ def test_clustering_matches_fastjet_run_directly():
         mine.sort()
         assert len(mine) == len(ref) > 0
         np.testing.assert_allclose(np.array(mine), np.array(ref), rtol=1e-7, atol=1e-6)
+
+
+def test_is_leading_marks_the_hardest_jet_of_each_event():
+    from hepnn.generate.jets import is_leading
+
+    pt = np.array([300.0, 600.0, 580.0, 700.0, 20.0])  # events with 3, 0, 2 jets
+    assert is_leading(pt, np.array([3, 0, 2])).tolist() == [False, True, False, True, False]
+    assert is_leading(np.zeros(0), np.array([0, 0])).tolist() == []
+
+
+def test_leading_only_and_max_constituents_follow_the_reference():
+    from hepnn.generate.jets import particles_to_jets
+    from hepnn.generate.pythia import make_pythia, pythia_settings
+
+    pythia = make_pythia(pythia_settings("qcd", seed=8, pt_min=550, pt_max=650, mode="window", mpi=False))
+    events = pythia.nextBatch(40)
+    particles = final_particles(events, pythia.particleData)
+    all_jets, info = particles_to_jets(particles, events, JetCuts(leading_only=False, max_constituents=None), None, 0)
+    lead, lead_info = particles_to_jets(particles, events, JetCuts(max_constituents=20), None, 0)
+    assert len(np.unique(lead_info["event"])) == len(lead) < len(all_jets)  # one jet per event at most
+    assert np.all(ak.to_numpy(ak.num(lead.part_E)) <= 20)
+    # the jet four-vector and the cuts use all constituents, not only the stored ones
+    full = all_jets[np.isin(info["event"], lead_info["event"])]
+    assert set(np.round(ak.to_numpy(lead.jet_pt), 3)) <= set(np.round(ak.to_numpy(full.jet_pt), 3))

@@ -24,6 +24,8 @@ class JetCuts:
     pt_max: float = 650.0  # GeV, exclusive
     eta_max: float = 2.0  # |η| < eta_max
     R: float = 0.8  # anti-kT radius, also the matching radius
+    leading_only: bool = True  # keep only the highest-pT jet of each event (as the reference sample)
+    max_constituents: int | None = 200  # keep the leading N constituents (the reference stores 200)
 
 
 def final_particles(events: ak.Array, pdata) -> ak.Array:
@@ -156,7 +158,7 @@ def match(jet_eta, jet_phi, res: np.ndarray, quarks: np.ndarray | None, R: float
 
 
 def events_to_jets(
-    events: ak.Array, pdata, cuts: JetCuts, resonance: int | None, label: int, smear=None
+    events: ak.Array, pdata, cuts: JetCuts, resonance: int | None, label: int, smear=None, pileup=None
 ) -> ak.Array:
     """One batch of Pythia events → selected, matched jets in hepnn's native layout (one row per jet).
 
@@ -167,19 +169,33 @@ def events_to_jets(
         resonance: 6 (top), 24 (W) or None (QCD); signal jets must be matched.
         label: value of the ``label`` column.
         smear: optional ``particles -> particles`` detector function applied before clustering.
+        pileup: optional ``particles -> particles`` overlay (minimum-bias particles merged in),
+            applied before the detector.
     """
     particles = final_particles(events, pdata)
+    if pileup is not None:
+        particles = pileup(particles)
     if smear is not None:
         particles = smear(particles)
+    return particles_to_jets(particles, events, cuts, resonance, label)[0]
+
+
+def particles_to_jets(
+    particles: ak.Array, events: ak.Array, cuts: JetCuts, resonance: int | None, label: int
+) -> tuple[ak.Array, dict[str, np.ndarray]]:
+    """Cluster, cut and match a batch's particles; returns the jets and, per jet, its ``event``
+    index in the batch and the ``truth_index`` (0/1) of the matched truth candidate."""
     constituents = cluster(particles, cuts)  # (events, jets, constituents)
-    n_jets = ak.num(constituents, axis=1)
-    event_of_jet = np.repeat(np.arange(len(events)), ak.to_numpy(n_jets))
+    n_jets = ak.to_numpy(ak.num(constituents, axis=1))
+    event_of_jet = np.repeat(np.arange(len(events)), n_jets)
     const = ak.flatten(constituents, axis=1)  # (jets, constituents)
     # float32 constituents first, so that the jet is exactly their sum and the cuts hold on disk
     p4 = {k: ak.values_astype(const[k], np.float32) for k in ("E", "px", "py", "pz")}
     jet = {k: ak.to_numpy(ak.sum(ak.values_astype(v, np.float64), axis=1)) for k, v in p4.items()}
     kin = {k: v.astype(np.float32) for k, v in jet_kinematics(jet["E"], jet["px"], jet["py"], jet["pz"]).items()}
     keep = (kin["pt"] > cuts.pt_min) & (kin["pt"] < cuts.pt_max) & (np.abs(kin["eta"]) < cuts.eta_max)
+    if cuts.leading_only:
+        keep &= is_leading(kin["pt"], n_jets)
     res, quarks = truth_candidates(events, resonance)
     ev = event_of_jet[keep]
     best, truth = match(
@@ -191,6 +207,8 @@ def events_to_jets(
     )
     sel = np.flatnonzero(keep)[best >= 0]
     order = ak.argsort(np.hypot(p4["px"], p4["py"]), axis=1, ascending=False)[sel]  # pT-descending
+    if cuts.max_constituents is not None:
+        order = order[:, : cuts.max_constituents]
     out = {f"part_{k}": v[sel][order] for k, v in p4.items()}
     out["part_charge"] = const.charge[sel][order]
     out["part_pid"] = const.pid[sel][order]
@@ -201,4 +219,19 @@ def events_to_jets(
     out["label"] = np.full(len(sel), label, dtype=np.int64)
     for k in ("pt", "eta", "phi", "mass"):
         out[f"truth_{k}"] = truth[k][best >= 0].astype(np.float32)
-    return ak.zip(out, depth_limit=1)
+    info = {"event": event_of_jet[sel], "truth_index": best[best >= 0]}
+    return ak.zip(out, depth_limit=1), info
+
+
+def is_leading(pt: np.ndarray, n_jets: np.ndarray) -> np.ndarray:
+    """True for the highest-pT jet of each event; ``pt`` lists the jets event by event (counts ``n_jets``).
+
+    The reference sample keeps only the leading jet of each event (arXiv:1902.09914, Sec. 2).
+    """
+    starts = np.concatenate([[0], np.cumsum(n_jets)[:-1]])
+    has = n_jets > 0
+    best = np.full(len(pt), False)
+    if has.any():
+        idx = ak.to_numpy(ak.argmax(ak.unflatten(pt, n_jets), axis=1, mask_identity=False))
+        best[starts[has] + idx[has]] = True
+    return best

@@ -1,8 +1,8 @@
 """Pythia 8 process settings for boosted-jet samples, and the parton-level prefilter.
 
 Modeled on the public Top Tagging reference sample (Kasieczka et al., arXiv:1902.09914): pp at
-√s = 14 TeV, hadronic tt̄ as signal, QCD dijets as background, MPI off, particles with cτ > 10 mm
-stable. The ``w`` process (hadronic W jets) uses WW pair production, both W → qq′.
+√s = 14 TeV, hadronic tt̄ as signal, QCD dijets as background, default tune (Monash 2013), MPI
+off ("ignoring multiple interactions and pile-up", Sec. 2), particles with cτ > 10 mm stable. The ``w`` process (hadronic W jets) uses WW pair production, both W → qq′.
 
 Generator-level p̂T cut (see docs/generation.md for the measured bias):
   * ``window``:   p̂T in [pt_min − 50, pt_max + 50] GeV — fast, but drops jets that belong in the
@@ -38,35 +38,46 @@ WINDOW_MARGIN = 50.0  # GeV around [pt_min, pt_max] for mode="window"
 UNBIASED_FRACTION = 0.55
 
 
-def pthat_range(pt_min: float, pt_max: float, mode: str) -> tuple[float, float]:
-    """Generator-level p̂T cut in GeV for a jet-pT window; an upper value of -1 means no upper cut."""
+def pthat_range(pt_min: float, pt_max: float, mode: str, pt_shift: float = 0.0) -> tuple[float, float]:
+    """Generator-level p̂T cut in GeV for a jet-pT window; an upper value of -1 means no upper cut.
+
+    ``pt_shift`` (GeV) lowers the unbiased cut for jets that gain that much from pile-up.
+    """
     if mode == "window":
         return max(pt_min - WINDOW_MARGIN, 0.0), pt_max + WINDOW_MARGIN
-    return UNBIASED_FRACTION * pt_min, -1.0
+    return UNBIASED_FRACTION * max(pt_min - pt_shift, 0.0), -1.0
 
 
-def pythia_settings(process: str, *, seed: int, pt_min: float, pt_max: float, mode: str, mpi: bool) -> list[str]:
+# Settings every generator of a sample shares: beams, stable particles, quiet output.
+COMMON_SETTINGS = [
+    "Beams:eCM = 14000.",
+    # cτ > 10 mm stable, as in the reference sample
+    "ParticleDecays:limitTau0 = on",
+    "ParticleDecays:tau0Max = 10",
+    "Next:numberCount = 0",
+    "Next:numberShowEvent = 0",
+    "Next:numberShowInfo = 0",
+    "Next:numberShowProcess = 0",
+    "Init:showChangedSettings = off",
+    "Init:showProcesses = off",
+    "Init:showChangedParticleData = off",
+    "Print:quiet = on",
+]
+
+
+def pythia_settings(
+    process: str, *, seed: int, pt_min: float, pt_max: float, mode: str, mpi: bool, pt_shift: float = 0.0
+) -> list[str]:
     """The complete list of Pythia ``readString`` lines for one shard (stored in the file metadata)."""
-    lo, hi = pthat_range(pt_min, pt_max, mode)
+    lo, hi = pthat_range(pt_min, pt_max, mode, pt_shift)
     return [
-        "Beams:eCM = 14000.",
+        *COMMON_SETTINGS,
         *PROCESSES[process]["switches"],
         f"PhaseSpace:pTHatMin = {lo:g}",
         f"PhaseSpace:pTHatMax = {hi:g}",
         f"PartonLevel:MPI = {'on' if mpi else 'off'}",
-        # cτ > 10 mm stable, as in the reference sample
-        "ParticleDecays:limitTau0 = on",
-        "ParticleDecays:tau0Max = 10",
         "Random:setSeed = on",
         f"Random:seed = {seed}",
-        "Next:numberCount = 0",
-        "Next:numberShowEvent = 0",
-        "Next:numberShowInfo = 0",
-        "Next:numberShowProcess = 0",
-        "Init:showChangedSettings = off",
-        "Init:showProcesses = off",
-        "Init:showChangedParticleData = off",
-        "Print:quiet = on",
     ]
 
 

@@ -30,8 +30,11 @@ class GenerationSettings(BaseModel):
     pt_max: float = 650.0
     eta_max: float = Field(2.0, gt=0)  # |η| < eta_max
     R: float = Field(0.8, gt=0, le=2.0)  # anti-kT radius and truth-matching radius
-    mpi: bool = False  # multiparton interactions
-    detector: Literal["none", "simple"] = "none"
+    mpi: bool = False  # multiparton interactions (off in the reference sample, arXiv:1902.09914)
+    pileup: float = Field(0.0, ge=0, le=200)  # mean number μ of minimum-bias events overlaid (Poisson)
+    detector: Literal["none", "simple"] = "simple"  # simple = Delphes ATLAS energy flow, as the reference
+    jets: Literal["leading", "all"] = "leading"  # leading = only each event's hardest jet (reference)
+    max_constituents: int | None = Field(200, gt=0)  # leading constituents kept (the reference stores 200)
     mode: Literal["unbiased", "window"] = "unbiased"
     fmt: Literal["parquet", "toptagging-h5"] = "parquet"
     shard_size: int = Field(10_000, gt=0)  # jets per shard file (the last may hold fewer)

@@ -1,7 +1,7 @@
 """Sharded, resumable, atomic generation: one file per shard, spread over worker processes.
 
-Shard ``i`` runs Pythia with ``Random:seed = seed * 1000 + i`` (and the detector's numpy RNG with
-``[seed * 1000 + i, 7]``), so a shard's content depends only on the settings and its index: the
+Shard ``i`` runs Pythia with ``Random:seed = seed * 1000 + i`` (the detector's numpy RNG with
+``[seed * 1000 + i, 7]``, the pile-up overlay its own seeds derived from the same number), so a shard's content depends only on the settings and its index: the
 same seed gives the same file, and an interrupted run resumes by skipping the complete shards whose
 stored settings match (a shard with other settings is an error, never silently overwritten).
 """
@@ -52,6 +52,13 @@ def shard_key(settings: GenerationSettings, i: int) -> dict:
     }
 
 
+def pileup_shift(settings: GenerationSettings) -> float:
+    """GeV by which pile-up can raise a jet's pT; the unbiased cuts are lowered by it."""
+    from hepnn.generate.pileup import PT_PER_EVENT
+
+    return PT_PER_EVENT * settings.pileup
+
+
 def make_prefilter_hook(settings: GenerationSettings, veto: bool = True):
     """The unbiased mode's parton-level prefilter for these settings (None in window mode)."""
     from hepnn.generate.pythia import make_prefilter
@@ -59,7 +66,7 @@ def make_prefilter_hook(settings: GenerationSettings, veto: bool = True):
     if settings.mode != "unbiased":
         return None
     return make_prefilter(
-        pt_threshold=settings.pt_min - PREFILTER_MARGIN,
+        pt_threshold=settings.pt_min - PREFILTER_MARGIN - pileup_shift(settings),
         cone=PREFILTER_CONE * settings.R,
         eta_max=settings.eta_max + settings.R,
         veto=veto,
@@ -72,22 +79,28 @@ def generate_shard(
     """Generate shard ``i``: exactly ``settings.shard_jets(i)`` jets and the shard's metadata."""
     from hepnn.generate import detector
     from hepnn.generate.jets import JetCuts, events_to_jets
+    from hepnn.generate.pileup import PileupOverlay
     from hepnn.generate.pythia import PROCESSES, make_pythia, pythia_settings
 
     seed = settings.shard_seed(i)
     lines = pythia_settings(
-        settings.process, seed=seed, pt_min=settings.pt_min, pt_max=settings.pt_max, mode=settings.mode, mpi=settings.mpi
+        settings.process, seed=seed, pt_min=settings.pt_min, pt_max=settings.pt_max, mode=settings.mode,
+        mpi=settings.mpi, pt_shift=pileup_shift(settings),
     )
     hook = make_prefilter_hook(settings)
     pythia = make_pythia(lines, hook)
     proc = PROCESSES[settings.process]
-    cuts = JetCuts(settings.pt_min, settings.pt_max, settings.eta_max, settings.R)
+    cuts = JetCuts(
+        settings.pt_min, settings.pt_max, settings.eta_max, settings.R,
+        leading_only=settings.jets == "leading", max_constituents=settings.max_constituents,
+    )
     rng = np.random.default_rng([seed, 7])
     smear = partial(detector.smear, rng=rng) if settings.detector == "simple" else None
+    overlay = PileupOverlay(mu=settings.pileup, shard_seed=seed) if settings.pileup > 0 else None
     target, parts, n, n_events, empty = settings.shard_jets(i), [], 0, 0, 0
     while n < target:
         events = pythia.nextBatch(settings.batch_events)
-        jets = events_to_jets(events, pythia.particleData, cuts, proc["resonance"], proc["label"], smear)
+        jets = events_to_jets(events, pythia.particleData, cuts, proc["resonance"], proc["label"], smear, overlay)
         n_events += len(events)
         empty = 0 if len(jets) else empty + 1
         if empty >= MAX_EMPTY_BATCHES:
@@ -105,6 +118,9 @@ def generate_shard(
         "events_tried_parton_level": hook.n_seen if hook is not None else n_events,
         "versions": package_versions(),
     }
+    if overlay is not None:
+        meta["pileup_pythia_settings"] = overlay.lines
+        meta["pileup_events"] = overlay.n_minbias
     return ak.concatenate(parts), meta
 
 
