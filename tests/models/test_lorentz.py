@@ -77,11 +77,13 @@ def test_lola_learns_top_tagging(sample_path, tmp_path):
 
 @pytest.mark.slow
 def test_lorentznet_lite_learns_top_tagging(sample_path, tmp_path):
+    """Measured AUC 0.944 against the jet mass's 0.922 (4 epochs of batch 64, no dropout, lr 0.005, N ≤ 32)."""
     metrics = learn(
         "configs/top_tagging/lorentznet.yaml", tmp_path,
-        ["train.epochs=1", "model.name=lorentznet_lite", "model.params={}", "data.max_particles=32"],
+        ["train.epochs=4", "model.name=lorentznet_lite", "model.params={dropout: 0.0}", "data.max_particles=32",
+         "data.batch_size=64", "train.optimizer.lr=0.005"],
     )  # fmt: skip
-    assert metrics["auc"] > 0.85
+    assert_beats_mass(metrics)
 
 
 @pytest.mark.slow

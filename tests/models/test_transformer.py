@@ -9,7 +9,7 @@ import torch
 from hepnn.data.batch import Batch
 from hepnn.nn.attention import TransformerBlock, attention_mask
 from hepnn.registry import create_model
-from tests.conftest import train_metrics
+from tests.conftest import assert_beats_mass, train_metrics
 
 
 def test_block_equals_torch_pre_ln_encoder_layer():
@@ -66,6 +66,8 @@ def test_unknown_head_is_an_error():
 
 @pytest.mark.slow
 def test_transformer_learns_top_tagging(sample_path, tmp_path):
+    """Measured AUC 0.933 against the jet mass's 0.922 (6 epochs of batch 64, 2 blocks, N ≤ 48, seed 0)."""
     metrics = train_metrics("configs/top_tagging/transformer.yaml",
-                            ["train.epochs=2", "model.params.num_layers=2", "data.max_particles=48"], tmp_path / "run")
-    assert metrics["auc"] > 0.85
+                            ["train.epochs=6", "model.params.num_layers=2", "data.max_particles=48", "data.batch_size=64"],
+                            tmp_path / "run")
+    assert_beats_mass(metrics)
