@@ -77,18 +77,10 @@ def train_metrics(config: str | Path, overrides: list[str], out: Path) -> dict:
     run_dir = fit(load_config(ROOT / config, overrides), out, progress=False)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     if (run_dir / "test_scores.parquet").is_file():
+        from hepnn.evaluate.scores import mass_baseline
+
         metrics["mass"] = mass_baseline(run_dir)
     return metrics
-
-
-def mass_baseline(run_dir: Path) -> dict[str, float]:
-    """The jet mass alone as the score, on a run's test jets (test_scores.parquet holds label and jet_mass)."""
-    import awkward as ak
-
-    from hepnn.evaluate.metrics import classification_metrics
-
-    scores = ak.from_parquet(run_dir / "test_scores.parquet")
-    return classification_metrics(ak.to_numpy(scores["label"]), ak.to_numpy(scores["jet_mass"]), [0.3, 0.5])
 
 
 def assert_beats_mass(metrics: dict) -> None:

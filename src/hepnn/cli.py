@@ -63,11 +63,11 @@ def _describe(err: Exception) -> str:
 
 
 def _print(renderable) -> None:
-    """A rich renderable (a table) on stdout, at least 120 columns wide even when piped."""
+    """A rich renderable (a table) on stdout, at least 100 columns wide even when piped."""
     from rich.console import Console
 
     out = Console()
-    out.width = max(out.width, 120)
+    out.width = max(out.width, 100)
     out.print(renderable)
 
 
@@ -318,8 +318,10 @@ def demo(
     try:
         from hepnn.demo import run_demo
 
-        _print(run_demo(out, models=[m.strip() for m in models.split(",") if m.strip()],
-                        generate=generate_n, epochs=epochs))
+        table, notes = run_demo(out, models=[m.strip() for m in models.split(",") if m.strip()],
+                                generate=generate_n, epochs=epochs)
+        _print(table)
+        typer.echo("\n".join(f"* {n}" for n in notes))
     except HepnnError as err:
         fail(err)
 

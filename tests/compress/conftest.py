@@ -24,12 +24,12 @@ def real_batches(sample_path):
 
 @pytest.fixture(scope="session")
 def teacher_run(sample_path, tmp_path_factory):
-    """A small PFN trained for 2 epochs on 1500 jets of the committed sample (about 10 s)."""
+    """A small PFN trained for 4 epochs on 1500 jets of the committed sample (AUC 0.90; about 15 s)."""
     from hepnn.config import load_config
     from hepnn.train.fit import fit
 
     cfg = load_config(None, [f"data.train=[{sample_path}]", "data.max_jets=1500", "data.max_particles=32",
                              f"data.particle_features={FEATURES}", "preprocess=[{block: particle, kind: standardize}]",
-                             "model.name=pfn", "model.params={phi: [32, 32], f: [32, 32]}", "train.epochs=2",
+                             "model.name=pfn", "model.params={phi: [32, 32], f: [32, 32]}", "train.epochs=4",
                              "evaluate.plots=false"])
     return fit(cfg, tmp_path_factory.mktemp("teacher") / "pfn", progress=False)

@@ -96,7 +96,8 @@ def test_part_particle_axis_is_dynamic(sample_path, tmp_path):
     example = BatchBuilder(fields=fields, particle_features=FEATURES, max_particles=20)(jets, np.arange(8))
     build = BatchBuilder(fields=fields, particle_features=FEATURES, max_particles=57)
     checks = [build(jets, np.arange(8, 40)), build(jets, np.arange(40, 41))]
-    assert example.mask.shape[1] == 20 and {b.mask.shape[1] for b in checks} == {57}
+    sizes = {b.mask.shape[1] for b in checks}  # other particle counts than the example's 20 (43 and 57 here)
+    assert example.mask.shape[1] == 20 and len(sizes) == 2 and min(sizes) > 20
     model = _model("part_lite")
     inputs = get_model_spec("part_lite").inputs
     path = export_onnx(model, inputs, example, tmp_path / "part.onnx")

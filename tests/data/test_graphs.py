@@ -94,3 +94,13 @@ def test_delta_r_edges_match_brute_force_with_phi_wrapping():
     assert torch.equal(adj, adj.transpose(1, 2))
     loops = delta_r_edges(pts, mask, r=0.9, self_loops=True)
     assert torch.equal(loops.diagonal(dim1=1, dim2=2), mask)
+
+
+def test_equal_distances_order_by_index_whatever_the_last_bit():
+    """A track and a calorimeter deposit at one position: which is the neighbour may not depend on
+    float32 rounding (torch and ONNX Runtime round differently) or on topk's tie rule."""
+    pts = torch.tensor([[[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1e-7]]])  # 2 and 3 one ulp apart
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    idx = knn(pts, mask, k=2)
+    assert idx[0, 0].tolist() == [1, 2]  # 1, 2 and 3 all at distance 1 from particle 0: lowest indices
+    assert idx[0, 3].tolist() == [2, 0]  # its twin first (distance 0 on the 1e-5 grid), then particle 0

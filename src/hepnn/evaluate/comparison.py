@@ -40,6 +40,17 @@ def read_run(run_dir: Path) -> dict[str, Any]:
             "train_time_s": info.get("train_time_s"), "metrics": metrics, "dir": run_dir}
 
 
+def _short_names(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs named "RUN_NAME/MODEL" all with one RUN_NAME (the demo's "top_tagging/...") are named by
+    their model alone, in the table and in the plot legends."""
+    prefixes = {r["name"].split("/")[0] for r in runs}
+    if len(prefixes) == 1 and all("/" in r["name"] for r in runs):
+        cut = len(prefixes.pop()) + 1
+        for r in runs:
+            r["name"], r["group"] = r["name"][cut:], r["group"][cut:]
+    return runs
+
+
 def _roc_curves(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """One ROC per group (its first seed) from the runs' test_scores.parquet."""
     import awkward as ak
@@ -62,8 +73,10 @@ def _roc_curves(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[np.ndarray, n
     return curves
 
 
-def compare_dirs(run_dirs: Sequence[Path], out: Path, *, title: str = "Comparison") -> Any:
-    """Write ``comparison.md``, ``comparison.csv``, ``roc`` and ``rejection`` png/pdf and a report into ``out``.
+def compare_dirs(run_dirs: Sequence[Path], out: Path, *, title: str = "Comparison",
+                 notes: Sequence[str] = ()) -> Any:
+    """Write ``comparison.md``, ``comparison.csv``, ``roc`` and ``rejection`` png/pdf and a report (with
+    ``notes`` under the table) into ``out``.
 
     Returns a rich table for the terminal.
     """
@@ -73,7 +86,7 @@ def compare_dirs(run_dirs: Sequence[Path], out: Path, *, title: str = "Compariso
 
     if not run_dirs:
         raise HepnnError("give at least one run directory to compare")
-    runs = [read_run(d) for d in run_dirs]
+    runs = _short_names([read_run(d) for d in run_dirs])
     rows = compare_runs(runs)
     for row in rows:  # show the readable name, not the name#hash group key
         row["name"] = row["name"].split("#")[0]
@@ -87,5 +100,5 @@ def compare_dirs(run_dirs: Sequence[Path], out: Path, *, title: str = "Compariso
         from hepnn.evaluate.plots import plot_rejection, plot_roc
 
         plots = plot_roc(curves, out / "roc") + plot_rejection(curves, out / "rejection")
-    write_comparison_report(out, rows, [p for p in plots if p.suffix == ".png"], title=title)
+    write_comparison_report(out, rows, [p for p in plots if p.suffix == ".png"], title=title, notes=notes)
     return to_rich_table(rows, title=title)

@@ -37,8 +37,9 @@ _SUFFIXES = {".png", ".pdf", ".svg"}
 
 
 @contextlib.contextmanager
-def figure(nrows: int = 1, ncols: int = 1, **kw: Any) -> Iterator[tuple[Any, Any]]:
-    """A fresh Figure and its axes inside the mplhep CMS style context."""
+def figure(nrows: int = 1, ncols: int = 1, *, legend: float = 0.0, **kw: Any) -> Iterator[tuple[Any, Any]]:
+    """A fresh Figure and its axes inside the mplhep CMS style context; ``legend`` inches of room on the
+    right for a legend outside the axes (``outside_legend``), so that it never covers a curve."""
     try:
         import matplotlib
         from matplotlib.figure import Figure
@@ -50,9 +51,11 @@ def figure(nrows: int = 1, ncols: int = 1, **kw: Any) -> Iterator[tuple[Any, Any
         raise missing_extra("plot", "mplhep") from e
     with matplotlib.style.context(mplhep.style.CMS):
         # fixed margins instead of a layout engine: constrained layout doubled the drawing time
-        fig = Figure(figsize=(8.0 * ncols, 6.5 * nrows))
+        width = 8.0 * ncols
+        fig = Figure(figsize=(width + legend, 6.5 * nrows))
         axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
-        fig.subplots_adjust(left=0.18 / ncols, right=1 - 0.03 / ncols, bottom=0.13 / nrows,
+        scale = width / (width + legend)  # the axes keep their size; the legend gets the extra width
+        fig.subplots_adjust(left=0.18 / ncols * scale, right=(1 - 0.03 / ncols) * scale, bottom=0.13 / nrows,
                             top=1 - 0.04 / nrows, wspace=0.3, hspace=0.08 if kw.get("sharex") else 0.3)
         yield fig, axes
 
@@ -69,6 +72,15 @@ def save_figure(fig: Any, path: str | Path, formats: Sequence[str] = FORMATS) ->
             fig.savefig(tmp, format=fmt, dpi=_DPI)
         written.append(out)
     return written
+
+
+LEGEND_INCHES = 4.2  # room for "particlenet_lite (AUC 0.9421)" at x-small
+
+
+def outside_legend(ax: Any, **kw: Any) -> None:
+    """The legend to the right of the axes (the figure was made with ``legend=LEGEND_INCHES``)."""
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              frameon=False, **kw)
 
 
 def _require(name: str, obj: Any) -> None:
@@ -105,7 +117,7 @@ def plot_roc(
         path: output path stem.
     """
     _require("curves", curves)
-    with figure() as (fig, ax):
+    with figure(legend=LEGEND_INCHES) as (fig, ax):
         ax = ax[0, 0]
         for label, curve in curves.items():
             es, eb = _curve_arrays(label, curve)
@@ -117,16 +129,22 @@ def plot_roc(
         ax.set(xlim=(0, 1), ylim=(0, 1.02))
         ax.set_xlabel(r"Background efficiency $\varepsilon_B$")
         ax.set_ylabel(r"Signal efficiency $\varepsilon_S$")
-        ax.legend(fontsize="x-small", loc="lower right", frameon=False)
+        outside_legend(ax)
         return save_figure(fig, path, formats)
 
 
 def _draw_rejection(ax: Any, curves: Mapping[str, tuple[Any, Any]], effs: Sequence[float]) -> None:
-    """Rejection curves on ``ax``; each curve's working-point markers are one line with gid "wp:<label>"."""
+    """Rejection curves on ``ax``; each curve's working-point markers are one line with gid "wp:<label>".
+
+    The dash-dotted line is the largest 1/εB the test split can resolve (one background jet passing,
+    1/min εB): a curve that reaches it is limited by the number of test jets, not by the tagger.
+    """
+    limit = 0.0
     for label, curve in curves.items():
         es, eb = _curve_arrays(label, curve)
         keep = eb > 0  # εB = 0: infinite rejection, not drawable on a log axis
         (line,) = ax.plot(es[keep], 1.0 / eb[keep], label=f"{label} (AUC {_auc(es, eb):.4f})")
+        limit = max(limit, 1.0 / eb[keep].min()) if keep.any() else limit
         points = [(e, interpolate_eps_b(es, eb, e)) for e in effs]
         points = [(e, 1.0 / b) for e, b in points if b > 0]
         if points:
@@ -137,14 +155,16 @@ def _draw_rejection(ax: Any, curves: Mapping[str, tuple[Any, Any]], effs: Sequen
                             fontsize="x-small", color=line.get_color())
     grid = np.linspace(0.01, 1.0, 100)
     ax.plot(grid, 1.0 / grid, "k--", lw=1, label="random")
+    if limit > 0:
+        ax.axhline(limit, color="0.4", lw=1, ls="-.", gid="resolution-limit",
+                   label=f"test-split limit 1/εB = {limit:.0f}")
     for e in effs:
         ax.axvline(e, color="grey", lw=0.8, ls=":")
     ax.set(yscale="log", xlim=(0, 1), xlabel=r"Signal efficiency $\varepsilon_S$")
     ax.set_ylabel(r"Background rejection $1/\varepsilon_B$")
-    ax.set_ylim(bottom=0.8, top=ax.get_ylim()[1] * 8)  # head room: the legend sits above the curves
+    ax.set_ylim(bottom=0.8, top=ax.get_ylim()[1] * 1.5)
     wp = ", ".join(f"{100 * e:g}%" for e in effs)
-    ax.legend(fontsize="x-small", loc="upper right", frameon=False,
-              title=f"markers: $\\varepsilon_S$ = {wp}" if effs else None, title_fontsize="x-small")
+    outside_legend(ax, title=f"markers: $\\varepsilon_S$ = {wp}" if effs else None, title_fontsize="x-small")
 
 
 def plot_rejection(
@@ -166,7 +186,7 @@ def plot_rejection(
         path: output path stem.
     """
     _require("curves", curves)
-    with figure() as (fig, ax):
+    with figure(legend=LEGEND_INCHES) as (fig, ax):
         _draw_rejection(ax[0, 0], curves, effs)
         return save_figure(fig, path, formats)
 

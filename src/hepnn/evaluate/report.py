@@ -306,11 +306,12 @@ def write_comparison_report(
     *,
     title: str = "Model comparison",
     columns: Sequence[str] = DEFAULT_COLUMNS,
+    notes: Sequence[str] = (),
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``: the table of
-    :func:`hepnn.evaluate.compare.compare_runs` rows (mean ± std over seeds where a row has several)
-    and the overlaid ROC and rejection plots (``plots``: one path or several; sorted into sections
-    by stem as in :func:`write_report`).
+    :func:`hepnn.evaluate.compare.compare_runs` rows (mean ± std over seeds where a row has several),
+    ``notes`` (one sentence per row or finding, under "Reading the table") and the overlaid ROC and
+    rejection plots (``plots``: one path or several; sorted into sections by stem as in :func:`write_report`).
 
     Returns:
         ``(markdown_path, html_path)``.
@@ -330,6 +331,9 @@ def write_comparison_report(
     md = [f"# {title}\n", f"_{_stamp()}_\n", "## Metrics\n", note + "\n", to_markdown(rows, columns)]
     header = [HEADERS.get(c, c) for c in columns]
     page = ["<h2>Metrics</h2>\n", f"<p>{html.escape(note)}</p>\n", _html_table(header, table_cells(rows, columns))]
+    if notes:
+        md += ["\n## Reading the table\n", *(f"* {n}" for n in notes), ""]
+        page += ["<h2>Reading the table</h2>\n<ul>", *(f"<li>{html.escape(n)}</li>" for n in notes), "</ul>\n"]
     sec_md, sec_html = _sections(groups, {})
     md += sec_md
     page += sec_html

@@ -84,3 +84,16 @@ def read_history(run_dir: Path) -> dict[str, list[float]] | None:
     rows = list(csv.DictReader(path.open()))
     keys = [k for k in rows[0] if k.endswith("loss") or k.startswith("val_") or k == "jets_per_s"] if rows else []
     return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
+
+
+def mass_baseline(run_dir: Path, effs: tuple[float, ...] = (0.3, 0.5)) -> dict[str, float]:
+    """The jet mass alone as the tagger, on a run's test jets (from its test_scores.parquet): ``auc``,
+    ``rej30``, ... The trivial baseline of top tagging that a model must beat."""
+    import awkward as ak
+
+    from hepnn.evaluate.metrics import classification_metrics
+
+    t = ak.from_parquet(Path(run_dir) / "test_scores.parquet")
+    out = classification_metrics(ak.to_numpy(t["label"]), ak.to_numpy(t["jet_mass"]), effs)
+    out.pop("accuracy")  # a mass in GeV has no 0.5 threshold
+    return out
