@@ -6,12 +6,13 @@ the same independent test file (``--test``: 20k + 20k jets resolve 1/eps_B(0.3) 
 
 * ``part_lite`` from scratch;
 * ``part_lite`` fine-tuned from a masked-particle pre-training (``--backbone``: a run directory or
-  ``pretrained:NAME``), and its linear probe (``train.linear_probe=true``);
+  ``pretrained:NAME``), and its probe: the pre-trained backbone frozen, the class attention and the
+  head trained (the masked-particle task never trains ParT's pooling, so a strictly linear probe
+  would sit on a random pooling);
 * ``lorentznet_lite`` and ``pelican_lite`` from scratch (the lectures' other answer for small data).
 
 The labeled jets are the first ``size`` jets of ``--train`` (a shuffled file), the validation jets
-the next ``max(size / 4, 500)``; the pre-training must not have seen them (``--pretrain-skip`` in
-``pretrain`` mode cuts them off). Finished runs are skipped, so an interrupted study resumes.
+the next ``max(size / 4, 500)``; the pre-training reads jets from ``--reserve`` on, never those. Finished runs are skipped, so an interrupted study resumes.
 
     OMP_NUM_THREADS=1 python benchmarks/pretraining_study.py pretrain --train SAMPLES/toptag-100k/train.parquet \\
         --out runs/study                      # masked-particle pre-training of ParT-lite on jets 20k..
@@ -33,12 +34,13 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELED = 20_000  # jets 0..LABELED of --train are reserved for the labeled sizes and their validation
 ROWS = {  # row -> (config, extra overrides; {backbone} is filled in)
     "part_lite scratch": ("top_tagging/part_lite.yaml", []),
     "part_lite fine-tuned (MPM)": ("top_tagging/part_lite.yaml", ["train.init_from={backbone}"]),
-    "part_lite linear probe (MPM)": ("top_tagging/part_lite.yaml", ["train.init_from={backbone}",
-                                                                    "train.linear_probe=true"]),
+    # the probe of a masked-particle backbone: the pre-training never trains ParT's class-attention
+    # pooling, so it is trained with the head and everything the pre-training did train stays frozen
+    "part_lite frozen backbone (MPM)": ("top_tagging/part_lite.yaml", ["train.init_from={backbone}",
+                                                                       "train.freeze=[embed.*, pair_embed.*, blocks.*]"]),
     "lorentznet_lite scratch": ("top_tagging/lorentznet.yaml", ["model.name=lorentznet_lite", "model.params={}"]),
     "pelican_lite scratch": ("top_tagging/pelican.yaml", ["model.name=pelican_lite", "model.params={}"]),
 }
@@ -64,7 +66,7 @@ def hepnn(args: list[str], log: Path) -> int:
 
 
 def pretrain(a: argparse.Namespace) -> None:
-    data = slice_file(a.train, a.out / "data" / "pretrain.parquet", LABELED, LABELED + a.pretrain_jets)
+    data = slice_file(a.train, a.out / "data" / "pretrain.parquet", a.reserve, a.reserve + a.pretrain_jets)
     run = a.out / "pretrain"
     if (run / "model.safetensors").is_file():
         return
@@ -91,6 +93,9 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
 
 
 def sweep(a: argparse.Namespace) -> None:
+    for size in a.sizes:  # the data files once, before the runs start in parallel
+        slice_file(a.train, a.out / "data" / f"train{size}.parquet", 0, size)
+        slice_file(a.train, a.out / "data" / f"val{size}.parquet", size, size + max(size // 4, 500))
     jobs = [(row, size, seed) for size in a.sizes for row in a.rows for seed in a.seeds]
     with ThreadPoolExecutor(a.jobs) as pool:
         list(pool.map(lambda j: run_one(a, *j), jobs))
@@ -112,7 +117,7 @@ def table(a: argparse.Namespace) -> None:
                 v = np.array([m[key] for m in ms], dtype=float)
                 return f"{v.mean():{fmt}}" + (f" ± {v.std(ddof=1):{fmt}}" if len(v) > 1 else "")
             lines.append(f"| {size} | {row} | {len(ms)} | {pm('auc', '.4f')} | {pm('rej30', '.0f')} | "
-                         f"{np.mean(epochs):.1f} | {pm('train_time_s', '.0f')} |")
+                         f"{np.mean(epochs):.1f} | {pm('train_cpu_s', '.0f')} |")
     text = "\n".join(lines) + "\n"
     (a.out / "study.md").write_text(text)
     print(text)
@@ -131,6 +136,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--max-particles", type=int, default=64)
+    p.add_argument("--reserve", type=int, default=20_000,
+                   help="jets 0..RESERVE of --train: the labeled sizes and their validation, never pre-trained on")
     p.add_argument("--pretrain-jets", type=int, default=80_000)
     p.add_argument("--pretrain-epochs", type=int, default=5)
     a = p.parse_args()

@@ -50,7 +50,8 @@ def evaluate_loaded(cfg: RunConfig, model: Model, pre: Preprocessing, splits: Sp
     else:
         train = None
         metrics = M.regression_metrics(test["y"], test["pred"])
-    metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s", "n_nonzero", "size_bytes", "latency_ms")
+    metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s", "train_cpu_s", "n_nonzero", "size_bytes",
+                                         "latency_ms")
                     if k in info})  # the last three: compressed runs (hepnn.compress)
     metrics["inference_jets_per_cpu_s"] = len(splits.test) / max(cpu_s, 1e-9)
     write_json_atomic(run_dir / "metrics.json", metrics)

@@ -82,20 +82,22 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool, extra_c
     pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=cfg.train.seed)
     save_preprocessors(pre, run_dir / "preprocess.json")
     model = build_model(cfg)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     if isinstance(model, TreeModel):
         _fit_tree(model, splits, pre, run_dir)
     else:
         train_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume, progress=progress,
                     extra_callbacks=extra_callbacks)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     if not is_main():  # under torchrun, rank 0 alone writes the results
         return run_dir
     info = {"model": cfg.model.name, "name": cfg.name, "seed": cfg.train.seed, "task": kind,
-            "n_params": count_parameters(model), "train_time_s": elapsed,
+            "n_params": count_parameters(model), "train_time_s": elapsed, "train_cpu_s": cpu,
             "n_train": len(splits.train) if mode == "memory" else None, "n_val": len(splits.val), "n_test": len(splits.test)}
     if resume and (run_dir / "run.json").exists():  # keep the time already spent before the interruption
-        info["train_time_s"] += json.loads((run_dir / "run.json").read_text()).get("train_time_s", 0.0)
+        before = json.loads((run_dir / "run.json").read_text())
+        info["train_time_s"] += before.get("train_time_s", 0.0)
+        info["train_cpu_s"] += before.get("train_cpu_s", 0.0)
     write_json_atomic(run_dir / "run.json", info)
     evaluate_loaded(cfg, model, pre, splits, run_dir, kind=kind)
     log.info("run written to %s", run_dir)
