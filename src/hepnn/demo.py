@@ -143,12 +143,21 @@ def _notes(runs: Sequence[Path]) -> list[str]:
 
     from hepnn.evaluate.scores import mass_baseline
 
-    results = {}
+    import awkward as ak
+
+    results, limited = {}, []
     for run in runs:
         info, metrics = (json.loads((run / f).read_text()) for f in ("run.json", "metrics.json"))
         results[info["model"]] = (metrics["auc"], mass_baseline(run)["auc"], info.get("n_train"))
+        n_qcd = int((ak.to_numpy(ak.from_parquet(run / "test_scores.parquet", columns=["label"])["label"]) == 0).sum())
+        if metrics.get("rej30", 0) >= n_qcd:
+            limited.append(info["model"])
     bdt = results.get("bdt", (None,))[0]
     notes = [explain(name, auc, mass, bdt, n) for name, (auc, mass, n) in results.items()]
+    if limited:
+        notes.append(f"{', '.join(limited)}: 1/εB at εS = 0.3 equals the number of QCD test jets ({n_qcd}): no QCD "
+                     "jet passes, so the number is the test split's limit, not a measurement (the dash-dotted "
+                     "line of rejection.png); a larger test sample resolves it.")
     n_train = max((n or 0) for _, _, n in results.values())
     notes.append(f"With {n_train} training jets the observables' built-in physics is worth a lot: the lectures' "
                  "ranking (particle-level networks above jet observables) needs far more jets, and LorentzNet "
