@@ -148,7 +148,7 @@ class TrainConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)
     early_stopping: EarlyStoppingConfig | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
+    amp: Literal["auto", "none", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware runs it fast (AMX/avx512_bf16 CPUs, GPUs ≥ sm80), else fp32
     compile: bool = False
     log_every: int = Field(50, gt=0)
     unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)
