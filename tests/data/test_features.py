@@ -235,3 +235,16 @@ def test_pair_features_padding_invariance():
     assert torch.isfinite(b).all() and b.shape == (2, 7, 7, 4)
     torch.testing.assert_close(b[:, :3, :3], a, rtol=0, atol=0)
     assert (b[:, 3:] == 0).all() and (b[:, :, 3:] == 0).all()
+
+
+def test_pair_features_at_listed_pairs_equal_the_dense_ones():
+    p4, mask = padded_batch(np.random.default_rng(7), [4, 1, 3], 5)
+    dense = F.pair_features(p4, mask, PAIRS)  # (B, N, N, P)
+    b, i = mask.nonzero(as_tuple=True)  # real particles, packed
+    rows = p4[b, i]  # (M, 4)
+    first, second = torch.triu_indices(len(rows), len(rows))
+    same_jet = b[first] == b[second]
+    first, second = first[same_jet], second[same_jet]  # every pair i <= j of every jet
+    got = F.pair_features_at(rows, first, second, PAIRS)  # (R, P)
+    assert got.shape == (len(first), len(PAIRS))
+    torch.testing.assert_close(got, dense[b[first], i[first], i[second]], rtol=0, atol=0)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -283,15 +284,51 @@ def pair_features(
     validate_names(names, PAIR_FEATURES, "pair feature")
     mask = mask.bool()
     b, n = mask.shape
-    pti, m2i, mti, yi, phii = _pair_inputs(p4, mask, eps)  # (B, N) each, in p4's dtype
+    inputs = _pair_inputs(p4, mask, eps)  # (B, N) each, in p4's dtype
     a, c = (slice(None), slice(None), None), (slice(None), None, slice(None))  # (B,N,1), (B,1,N)
+    # Channels-first buffer: each feature is written into a contiguous (B, N, N) slab.
+    out = p4.new_empty(b, len(names), n, n)  # (B, P, N, N)
+    _pair_channels(names, inputs, a, c, [out[:, k] for k in range(len(names))], eps)
+    pair_mask = mask[a] & mask[c]  # (B, N, N)
+    if not self_pairs:
+        pair_mask &= ~torch.eye(n, dtype=torch.bool, device=mask.device)
+    out.mul_(pair_mask.unsqueeze(1).to(out.dtype))  # padded pairs -> exactly 0 (ln eps before)
+    return out.permute(0, 2, 3, 1)  # (B, N, N, P) view; .permute(0, 3, 1, 2) is free again
+
+
+@torch.no_grad()
+def pair_features_at(p4: Tensor, first: Tensor, second: Tensor,
+                     names: Sequence[str] = ("ln_kt", "ln_z", "ln_dr", "ln_m2"), eps: float = 1e-8) -> Tensor:
+    """``pair_features`` of listed pairs of real particles only: the same formulas, no (B, N, N) tensor.
+
+    For models that run on packed real pairs (ParT's pair embedding): ``p4`` holds real particles
+    only, one row each, and pair r joins particles ``first[r]`` and ``second[r]``
+    (``first == second`` is the self pair of ``self_pairs=True``).
+
+    Shapes: p4 (M, 4), first (R,), second (R,) -> (R, len(names)).
+    """
+    validate_names(names, PAIR_FEATURES, "pair feature")
+    inputs = _pair_inputs(p4, torch.ones(p4.shape[:-1], dtype=torch.bool, device=p4.device), eps)  # (M,) each
+    out = p4.new_empty(len(names), len(first))  # (P, R) channels-first, one contiguous row per feature
+    _pair_channels(names, inputs, first, second, list(out), eps)
+    return out.T  # (R, P)
+
+
+def _pair_channels(names: Sequence[str], inputs: tuple[Tensor, ...], a: Any, c: Any, dst: list[Tensor],
+                   eps: float) -> None:
+    """Write pair feature ``names[k]`` into ``dst[k]`` for the pairs (a, c) of per-particle ``inputs``.
+
+    ``a``/``c`` index the per-particle (pT, m², mT, y, φ): broadcasting slices for the dense
+    (B, N, N) layout, or index tensors (R,) for listed pairs. Intermediates are computed once.
+    """
+    pti, m2i, mti, yi, phii = inputs
     cache: dict[str, Tensor] = {}
 
-    def get(name: str) -> Tensor:  # (B, N, N) quantities, computed once, freed on return
+    def get(name: str) -> Tensor:  # pair quantities, computed once, freed on return
         if name not in cache:
             if name == "dy":
                 cache[name] = yi[a] - yi[c]
-            elif name == "dphi":  # wrap into (-π, π] in place: one (B, N, N) buffer
+            elif name == "dphi":  # wrap into (-π, π] in place: one buffer
                 d = phii[c] - phii[a]  # −Δφ
                 cache[name] = d.add_(math.pi).remainder_(2 * math.pi).neg_().add_(math.pi)
             elif name == "delta":
@@ -302,29 +339,21 @@ def pair_features(
                 cache[name] = _stable_dot(pti, m2i, mti, get("dy"), get("dphi"), a, c)
         return cache[name]
 
-    # Channels-first buffer: each feature is written into a contiguous (B, N, N) slab.
-    out = p4.new_empty(b, len(names), n, n)  # (B, P, N, N)
-    for k, name in enumerate(names):
-        dst = out[:, k]  # (B, N, N)
+    for name, out in zip(names, dst):
         if name == "ln_dr":
-            torch.log(get("delta").clamp_min(eps), out=dst)
+            torch.log(get("delta").clamp_min(eps), out=out)
         elif name == "ln_kt":
-            torch.log(torch.mul(get("ptmin"), get("delta"), out=dst).clamp_min_(eps), out=dst)
+            torch.log(torch.mul(get("ptmin"), get("delta"), out=out).clamp_min_(eps), out=out)
         elif name == "ln_z":
-            torch.div(get("ptmin"), (pti[a] + pti[c]).clamp_min_(eps), out=dst)
-            torch.log(dst.clamp_min_(eps), out=dst)
+            torch.div(get("ptmin"), (pti[a] + pti[c]).clamp_min_(eps), out=out)
+            torch.log(out.clamp_min_(eps), out=out)
         elif name == "ln_m2":
-            torch.add(m2i[a] + m2i[c], get("dot"), alpha=2, out=dst)
-            torch.log(dst.clamp_min_(eps), out=dst)
+            torch.add(m2i[a] + m2i[c], get("dot"), alpha=2, out=out)
+            torch.log(out.clamp_min_(eps), out=out)
         elif name == "minkowski":
-            dst.copy_(get("dot"))
+            out.copy_(get("dot"))
         else:  # ln_minkowski
-            torch.log(get("dot").clamp_min(eps), out=dst)
-    pair_mask = mask[a] & mask[c]  # (B, N, N)
-    if not self_pairs:
-        pair_mask &= ~torch.eye(n, dtype=torch.bool, device=mask.device)
-    out.mul_(pair_mask.unsqueeze(1).to(out.dtype))  # padded pairs -> exactly 0 (ln eps before)
-    return out.permute(0, 2, 3, 1)  # (B, N, N, P) view; .permute(0, 3, 1, 2) is free again
+            torch.log(get("dot").clamp_min(eps), out=out)
 
 
 def _pair_inputs(p4: Tensor, mask: Tensor, eps: float) -> tuple[Tensor, ...]:
@@ -343,7 +372,7 @@ def _pair_inputs(p4: Tensor, mask: Tensor, eps: float) -> tuple[Tensor, ...]:
 
 
 def _stable_dot(pti: Tensor, m2i: Tensor, mti: Tensor, dy: Tensor, dphi: Tensor, a, c) -> Tensor:
-    """Minkowski product p_a·p_b without the collinear cancellation. Shapes: -> (B, N, N).
+    """Minkowski product p_a·p_b without the collinear cancellation. Shapes: -> (B, N, N) or (R,).
 
     p_a·p_b = (mT_a mT_b − pT_a pT_b) + 2 mT_a mT_b sinh²(Δy/2) + 2 pT_a pT_b sin²(Δφ/2), with
     mT_a mT_b − pT_a pT_b = (m_a² pT_b² + m_b² pT_a² + m_a² m_b²) / (mT_a mT_b + pT_a pT_b).
@@ -351,7 +380,8 @@ def _stable_dot(pti: Tensor, m2i: Tensor, mti: Tensor, dy: Tensor, dphi: Tensor,
     mt_mt = mti[a] * mti[c]
     pt_pt = pti[a] * pti[c]
     pt2 = pti * pti
-    dot = (m2i[a] * m2i[c]).addcmul_(m2i[a], pt2[c]).addcmul_(m2i[c], pt2[a])
+    m2a, m2c = m2i[a], m2i[c]
+    dot = (m2a * m2c).addcmul_(m2a, pt2[c]).addcmul_(m2c, pt2[a])
     dot.div_((mt_mt + pt_pt).clamp_min_(torch.finfo(pti.dtype).tiny))
     dot.addcmul_(mt_mt, dy.mul(0.5).sinh_().square_(), value=2)
     return dot.addcmul_(pt_pt, dphi.mul(0.5).sin_().square_(), value=2)
