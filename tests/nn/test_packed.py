@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from hepnn.nn.attention import GroupedMask, MultiHeadAttention, attention_mask
-from hepnn.nn.packed import MASKED, JetGroups, attend
+from hepnn.nn.packed import MASKED, JetGroups, JetPairs, attend, ordered_pairs
 
 COUNTS = [5, 0, 3, 7, 1, 7, 2, 4, 6, 3]
 
@@ -84,3 +84,21 @@ def test_grouped_attention_equals_dense_attention_and_ignores_grouping():
         values = u[b_of_row[first], :, i_of_row[first], i_of_row[second]]  # (R, H)
         packed = attn(groups.pack(x), GroupedMask(groups, groups.pair_bias(values, where)))  # (M, C)
         torch.testing.assert_close(packed, groups.pack(dense), rtol=1e-12, atol=1e-12)
+
+
+def test_ordered_pairs_are_every_pair_of_distinct_particles_of_a_jet():
+    counts = torch.tensor([3, 0, 1, 4])
+    src, dst = ordered_pairs(counts)
+    starts = [0, 3, 3, 4]
+    want = [(s + i, s + j) for s, c in zip(starts, counts.tolist()) for i in range(c) for j in range(c) if i != j]
+    assert list(zip(src.tolist(), dst.tolist())) == want  # sorted by i, each jet's pairs together
+
+
+def test_jet_pairs_square_layout():
+    counts = torch.tensor([2, 0, 3])
+    pairs = JetPairs.from_counts(counts)
+    want = [(i, j) for s, c in ((0, 2), (2, 3)) for i in range(s, s + c) for j in range(s, s + c)]
+    assert list(zip(pairs.src.tolist(), pairs.dst.tolist())) == want
+    assert torch.equal(pairs.src[pairs.transpose], pairs.dst) and torch.equal(pairs.dst[pairs.transpose], pairs.src)
+    assert torch.equal(pairs.src[pairs.diag], torch.arange(5)) and torch.equal(pairs.dst[pairs.diag], torch.arange(5))
+    assert pairs.pair_jet.tolist() == [0] * 4 + [2] * 9 and pairs.row_jet.tolist() == [0, 0, 2, 2, 2]

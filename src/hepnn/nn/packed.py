@@ -172,3 +172,56 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, dropout_p: float = 0.0
         return torch.bmm(weights, v)
     weights = weights * keep_mask(weights.shape, dropout_p, weights.device)
     return torch.bmm(weights, v).mul_(1.0 / (1.0 - dropout_p))
+
+
+def ordered_pairs(counts: Tensor) -> tuple[Tensor, Tensor]:
+    """Every ordered pair (i, j), i ≠ j, of the particles of each jet, for particles packed jet after
+    jet (``counts[b]`` rows each); sorted by i, so each particle's edges are consecutive.
+
+    Shapes: counts (B,) -> src (E,), dst (E,) with E = Σ c (c − 1), indices into the M packed rows.
+    """
+    dev = counts.device
+    starts = torch.cumsum(counts, 0) - counts  # (B,)
+    jet = torch.repeat_interleave(torch.arange(len(counts), device=dev), counts)  # (M,)
+    local = torch.arange(len(jet), device=dev) - starts[jet]  # (M,) position within the jet
+    degree = (counts - 1).clamp_min(0)[jet]  # (M,) neighbours of each particle
+    src = torch.repeat_interleave(torch.arange(len(jet), device=dev), degree)  # (E,)
+    k = torch.arange(len(src), device=dev) - torch.repeat_interleave(torch.cumsum(degree, 0) - degree, degree)
+    dst = starts[jet[src]] + k + (k >= local[src]).long()  # skip the particle itself
+    return src, dst
+
+
+@dataclass
+class JetPairs:
+    """Every ordered pair (i, j) of the particles of each jet, the self pairs included, packed jet
+    after jet as each jet's c × c square in row-major order (PELICAN's pair tensors without padding).
+
+    Attributes (M packed particles, R = Σ c² pairs): src, dst (R,) packed particle rows of i and j;
+    transpose (R,) the position of (j, i); diag (M,) the position of (i, i); pair_jet (R,) and
+    row_jet (M,) the jet of each pair and particle; counts (B,) particles per jet.
+    """
+
+    src: Tensor
+    dst: Tensor
+    transpose: Tensor
+    diag: Tensor
+    pair_jet: Tensor
+    row_jet: Tensor
+    counts: Tensor
+
+    @classmethod
+    def from_counts(cls, counts: Tensor) -> "JetPairs":
+        """Shapes: counts (B,) particles per jet, packed jet after jet."""
+        dev = counts.device
+        starts = torch.cumsum(counts, 0) - counts  # (B,) first particle row
+        squares = counts * counts
+        pair_starts = torch.cumsum(squares, 0) - squares  # (B,) first pair
+        row_jet = torch.repeat_interleave(torch.arange(len(counts), device=dev), counts)  # (M,)
+        pair_jet = torch.repeat_interleave(torch.arange(len(counts), device=dev), squares)  # (R,)
+        k = torch.arange(len(pair_jet), device=dev) - pair_starts[pair_jet]  # (R,) position in the square
+        c = counts[pair_jet]
+        li, lj = k // c, k % c  # (R,) local i, j
+        local = torch.arange(len(row_jet), device=dev) - starts[row_jet]  # (M,)
+        diag = pair_starts[row_jet] + local * (counts[row_jet] + 1)  # (M,)
+        base = starts[pair_jet]
+        return cls(base + li, base + lj, pair_starts[pair_jet] + lj * c + li, diag, pair_jet, row_jet, counts)
