@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from hepnn.data.batch import Batch
-from hepnn.data.features import pair_features, pair_features_at
+from hepnn.data.pair_features import pair_features, pair_features_at
 from hepnn.nn.attention import GroupedMask, ParticleAttentionBlock, attention_mask
 from hepnn.nn.norm import MaskedBatchNorm, batch_norm_rows
 from hepnn.nn.packed import JetGroups
