@@ -20,7 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-CHUNK = 8192  # edges per chunk: a (CHUNK, D) float32 tensor is ~2 MB at D = 72
+CHUNK = 8192  # edges per chunk on a CPU: a (CHUNK, D) float32 tensor is ~2 MB at D = 72, cache-sized
+CHUNK_GPU = 1 << 20  # on a GPU: few large kernels (launch overhead), ~300 MB per (CHUNK, D) tensor
+
+
+def _chunk(t: Tensor) -> int:
+    return CHUNK if t.device.type == "cpu" else CHUNK_GPU
 
 
 def _messages(a, b, inv, w_inv, w_e, b_e, src, dst):
@@ -38,10 +43,10 @@ class EdgeMessages(torch.autograd.Function):
     def forward(ctx, a, b, inv, x, src, dst, w_inv, w_e, b_e, w_m, b_m, w_x1, b_x1, w_x2, b_x2):  # type: ignore[override]
         agg = a.new_zeros(a.shape)  # (M, D)
         dx = x.new_zeros(x.shape)  # (M, 4)
-        with_x = w_x1 is not None
-        for s in range(0, len(src), CHUNK):
-            i, j = src[s:s + CHUNK], dst[s:s + CHUNK]
-            _, m = _messages(a, b, inv[s:s + CHUNK], w_inv, w_e, b_e, i, j)
+        with_x, step = w_x1 is not None, _chunk(a)
+        for s in range(0, len(src), step):
+            i, j = src[s:s + step], dst[s:s + step]
+            _, m = _messages(a, b, inv[s:s + step], w_inv, w_e, b_e, i, j)
             gate = torch.sigmoid(torch.addmv(b_m, m, w_m))  # (C,)
             if with_x:
                 z = torch.addmm(b_x1, m, w_x1.T).relu_()  # (C, D)
@@ -62,8 +67,9 @@ class EdgeMessages(torch.autograd.Function):
         if with_x:
             g.update(w_x1=torch.zeros_like(w_x1), b_x1=torch.zeros_like(b_x1),
                      w_x2=torch.zeros_like(w_x2), b_x2=torch.zeros_like(b_x2))
-        for s in range(0, len(src), CHUNK):
-            i, j, inv_c = src[s:s + CHUNK], dst[s:s + CHUNK], inv[s:s + CHUNK]
+        step = _chunk(a)
+        for s in range(0, len(src), step):
+            i, j, inv_c = src[s:s + step], dst[s:s + step], inv[s:s + step]
             r1, m = _messages(a, b, inv_c, w_inv, w_e, b_e, i, j)  # recomputed (C, D)
             gate = torch.sigmoid(torch.addmv(b_m, m, w_m))  # (C,)
             ga = g_agg.index_select(0, i)  # (C, D)
@@ -89,7 +95,7 @@ class EdgeMessages(torch.autograd.Function):
             g["a"].index_add_(0, i, g_pre)
             g["b"].index_add_(0, j, g_pre)
             g["w_inv"].addmm_(g_pre.T, inv_c)
-            torch.mm(g_pre, w_inv, out=g_inv[s:s + CHUNK])
+            torch.mm(g_pre, w_inv, out=g_inv[s:s + step])
         return (g["a"], g["b"], g_inv, g["x"], None, None, g["w_inv"], g["w_e"], g["b_e"], g["w_m"], g["b_m"],
                 g.get("w_x1"), g.get("b_x1"), g.get("w_x2"), g.get("b_x2"))
 
