@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bucketing_auc.py --data runs/gen/toptag_30k.parquet \
         [--train-jets 10240] [--val-jets 5120] [--epochs 3] [--seeds 1,2,3] \
-        [--models particlenet_lite,part_lite] [--schemes random,stratified] [--bands 4]
+        [--models particlenet_lite,part_lite] [--schemes random,stratified] [--bands 4] [--amp none]
 
 Schemes for the training batches (evaluation is the same for all):
 
@@ -17,6 +17,7 @@ Each run: the top-tagging config of the model (``configs/top_tagging/<model>.yam
 registered size), AdamW lr 1e-3 constant, no weight decay, batch 256, N <= 128, the first
 ``--train-jets`` jets of ``--data`` for training and the next ``--val-jets`` for validation,
 validation AUC after every epoch. Prints one row per run and the mean ± std over seeds per epoch.
+``--amp bf16`` trains and validates under bf16 autocast (the AUC cost of bf16 against fp32).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def run(model: str, scheme: str, seed: int, args: argparse.Namespace, files: tup
     train = SchemeLoader(jets, builder, batch_size=256, shuffle=True, seed=seed, bucketing=False)
     opt = build_optimizer(net, "adamw", lr=1e-3, weight_decay=0.0)
     sched = build_schedule(opt, "constant", total_steps=10**6, steps_per_epoch=len(train))
-    engine = Engine(net, task, opt, sched, progress=False, time_clock="process")
+    engine = Engine(net, task, opt, sched, progress=False, time_clock="process", amp=args.amp)
     torch.set_num_threads(1)
     history = engine.fit(train, eval_loader(cfg, builder, splits.val), args.epochs)
     counts = np.minimum(jets.counts, 128)
@@ -124,12 +125,13 @@ def main() -> None:
     p.add_argument("--models", default="particlenet_lite,part_lite")
     p.add_argument("--schemes", default="random,stratified")
     p.add_argument("--bands", type=int, default=4)
+    p.add_argument("--amp", default="none", choices=["none", "bf16"], help="autocast of training and validation")
     p.add_argument("--work", type=Path, default=Path("/tmp/bucketing-auc"))
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(describe())
     print(f"# {args.data}: {args.train_jets} training / {args.val_jets} validation jets, {args.epochs} epochs, "
-          f"seeds {args.seeds}, bands {args.bands}, started {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
+          f"seeds {args.seeds}, bands {args.bands}, amp {args.amp}, started {time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     args.work.mkdir(parents=True, exist_ok=True)
     files = split(args.data, args.train_jets, args.val_jets, args.work)
     results: dict[tuple[str, str], list[dict]] = {}
