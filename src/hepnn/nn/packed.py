@@ -170,7 +170,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, dropout_p: float = 0.0
     weights = torch.softmax(scores, dim=-1)  # (Z, Lq, L)
     if dropout_p == 0.0:
         return torch.bmm(weights, v)
-    weights = weights * keep_mask(weights.shape, dropout_p, weights.device)
+    weights = torch.where(keep_mask(weights.shape, dropout_p, weights.device), weights, 0.0)
     return torch.bmm(weights, v).mul_(1.0 / (1.0 - dropout_p))
 
 
