@@ -13,8 +13,6 @@ from pathlib import Path
 
 import torch
 
-from hepnn.train.amp import cpu_flags, fast_bf16
-
 # the flags that decide matrix-product speed; the full list is in /proc/cpuinfo
 VECTOR_PREFIXES = ("sse4", "avx", "fma", "amx", "f16c", "neon", "asimd", "sve")
 
@@ -29,13 +27,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_flags() -> set[str]:
+    """/proc/cpuinfo's flags (as ``hepnn.train.amp.cpu_flags``; read here too so that this header also
+    prints when an older hepnn is on the path, e.g. the 'before' side of ab.py)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
 def vector_flags() -> list[str]:
     return sorted(f for f in cpu_flags() if f.startswith(VECTOR_PREFIXES))
 
 
 def describe() -> str:
     """A '#'-prefixed header: date, CPU model and vector flags, cores, load, torch, bf16 decision."""
-    bf16, why = fast_bf16("cpu")
+    bf16 = bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})  # train.amp=auto's CPU rule
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines = [
         f"# {datetime.date.today().isoformat()}  CPU: {cpu_model()}, {os.cpu_count()} cores, load {load:.2f}",
