@@ -187,3 +187,27 @@ def test_several_readers_stream_every_jet_and_resume_exactly(files):
         assert consumed + epoch_ids(resumed) + epoch_ids(resumed) == expected
     finally:
         resumed.close()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_data_workers_reaches_the_training_stream(files, tmp_path, workers):
+    """data.workers sets the training stream's reader processes (hepnn.train.fit.make_loaders)."""
+    from pathlib import Path
+
+    from hepnn.config import load_config
+    from hepnn.data.dataset import fit_preprocessors, load_splits
+    from hepnn.errors import ConfigError
+    from hepnn.train.fit import make_loaders as fit_loaders
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "configs/top_tagging/pfn.yaml", [
+        f"data.train=[{files[0]}, {files[1]}]", f"data.val={files[0]}", f"data.test={files[1]}",
+        "data.loader=stream", "data.chunk_size=50", "data.target=jet_id", f"data.workers={workers}"])
+    fields = ("x", "mask", "y")
+    splits = load_splits(cfg.data, fields=fields, task="regress", seed=0, mode="stream")
+    pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=0)
+    train, _ = fit_loaders(cfg, splits, pre, kind="regress", fields=fields)
+    assert isinstance(train, StreamingJetLoader) and train.workers == workers
+    assert len(train.shard_batches) == max(workers, 1)
+    with pytest.raises(ConfigError, match="data.workers"):
+        load_config(root / "configs/top_tagging/pfn.yaml", ["data.workers=-1"])
