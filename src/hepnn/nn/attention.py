@@ -118,6 +118,7 @@ class MultiHeadAttention(nn.Module):
             qkv = F.linear(x, torch.cat([self.q.weight, self.kv.weight]), torch.cat([self.q.bias, self.kv.bias]))
             for rows, bias in zip(groups.square(qkv), mask.bias):  # (B_g, n, 3C), (H·B_g, n, n)
                 bg, n = rows.shape[:2]
+                # (B_g, n, 3, H, D) -> (3, H, B_g, n, D) -> 3 × (H·B_g, n, D)
                 q, k, v = rows.view(bg, n, 3, h, d).permute(2, 3, 0, 1, 4).reshape(3, h * bg, n, d).unbind(0)
                 y = attend(q, k, v, bias, p)  # (H·B_g, n, D)
                 out.append(y.view(h, bg * n, d).transpose(0, 1).reshape(bg * n, c))  # (B_g·n, C)
@@ -127,6 +128,7 @@ class MultiHeadAttention(nn.Module):
         queries = self.q(x).split(sizes)  # (B_g, C) each
         for keys, q, bias in zip(groups.square(self.kv(context), with_cls=True), queries, mask.bias):
             bg, n1 = keys.shape[:2]  # keys (B_g, 1 + n, 2C)
+            # (B_g, 1 + n, 2, H, D) -> (2, H, B_g, 1 + n, D) -> 2 × (H·B_g, 1 + n, D)
             k, v = keys.view(bg, n1, 2, h, d).permute(2, 3, 0, 1, 4).reshape(2, h * bg, n1, d).unbind(0)
             q = q.view(bg, h, d).transpose(0, 1).reshape(h * bg, 1, d)  # (H·B_g, 1, D)
             y = attend(q, k, v, bias.repeat(h, 1, 1), p)  # (H·B_g, 1, D)

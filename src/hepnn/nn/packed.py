@@ -90,7 +90,7 @@ class JetGroups:
 
     def pack(self, x: Tensor) -> Tensor:
         """Real particles of a padded tensor, packed. Shapes: (B, N, ...) -> (M, ...)."""
-        return x.reshape(-1, *x.shape[2:]).index_select(0, self.rows)
+        return x.reshape(-1, *x.shape[2:]).index_select(0, self.rows)  # (B·N, ...) -> (M, ...)
 
     def square(self, t: Tensor, with_cls: bool = False) -> list[Tensor]:
         """Rows squared into each group's padded layout; with ``with_cls`` each jet's sequence is its
@@ -102,7 +102,7 @@ class JetGroups:
         if t.shape[0] == 0:  # no real particle in the whole batch: nothing to gather from
             t = t.new_zeros(1, t.shape[-1])
         parts = t.index_select(0, index).split([(j1 - j0) * (w + with_cls) for j0, j1, w in self.spans])
-        return [p.view(j1 - j0, w + with_cls, -1) for p, (j0, j1, w) in zip(parts, self.spans)]
+        return [p.view(j1 - j0, w + with_cls, -1) for p, (j0, j1, w) in zip(parts, self.spans)]  # (B_g, n, F)
 
     def unsquare(self, ys: list[Tensor]) -> Tensor:
         """The real rows of the groups' padded outputs, packed. Shapes: per group (B_g·n, F) -> (M, F)."""
@@ -136,7 +136,7 @@ class JetGroups:
             ids = torch.arange(r, r + len(b), device=real.device)
             index[b, i[t], j[t]] = ids
             index[b, j[t], i[t]] = ids
-            where.append(index.view(-1))
+            where.append(index.view(-1))  # (B_g·n·n,)
             r += len(b)
         where_all = torch.cat(where)
         return torch.cat(first), torch.cat(second), where_all.masked_fill_(where_all < 0, r)
@@ -150,6 +150,7 @@ class JetGroups:
         h = values.shape[1]
         table = torch.cat([values, values.new_full((1, h), MASKED)])  # (R + 1, H)
         parts = table.index_select(0, where).split([(j1 - j0) * w * w for j0, j1, w in self.spans])
+        # (B_g·n·n, H) -> (B_g, n, n, H) -> (H, B_g, n, n) -> (H·B_g, n, n)
         return [p.view(j1 - j0, w, w, h).permute(3, 0, 1, 2).reshape(h * (j1 - j0), w, w)
                 for p, (j0, j1, w) in zip(parts, self.spans)]  # (H·B_g, n, n)
 
