@@ -28,10 +28,16 @@ def _chunk(t: Tensor) -> int:
     return CHUNK if t.device.type == "cpu" else CHUNK_GPU
 
 
-def _messages(a, b, inv, w_inv, w_e, b_e, src, dst):
-    """pre-activation ReLU(a_i + b_j + W_inv inv) and the message m of a chunk. -> 2 × (C, D)."""
-    r1 = a.index_select(0, src).add_(b.index_select(0, dst)).addmm_(inv, w_inv.T).relu_()  # (C, D)
-    return r1, torch.addmm(b_e, r1, w_e.T).relu_()  # (C, D)
+def _messages(a, b, inv, w_inv_t, w_e_t, b_e, src, dst):
+    """ReLU(a_i + b_j + W_inv inv) and the message m of a chunk (weights passed transposed and
+    contiguous: BLAS runs ~1.3x faster than on transposed views). -> 2 × (C, D)."""
+    r1 = a.index_select(0, src).add_(b.index_select(0, dst)).addmm_(inv, w_inv_t).relu_()  # (C, D)
+    return r1, torch.addmm(b_e, r1, w_e_t).relu_()  # (C, D)
+
+
+def _relu_grad(grad: Tensor, out: Tensor) -> Tensor:
+    """grad where the ReLU's output is > 0, else 0: one fused pass (a bool mask product is ~10x slower)."""
+    return torch.ops.aten.threshold_backward(grad, out, 0)
 
 
 class EdgeMessages(torch.autograd.Function):
@@ -44,12 +50,14 @@ class EdgeMessages(torch.autograd.Function):
         agg = a.new_zeros(a.shape)  # (M, D)
         dx = x.new_zeros(x.shape)  # (M, 4)
         with_x, step = w_x1 is not None, _chunk(a)
+        w_inv_t, w_e_t = w_inv.T.contiguous(), w_e.T.contiguous()  # (2, D), (D, D)
+        w_x1_t = w_x1.T.contiguous() if with_x else None
         for s in range(0, len(src), step):
             i, j = src[s:s + step], dst[s:s + step]
-            _, m = _messages(a, b, inv[s:s + step], w_inv, w_e, b_e, i, j)
+            _, m = _messages(a, b, inv[s:s + step], w_inv_t, w_e_t, b_e, i, j)
             gate = torch.sigmoid(torch.addmv(b_m, m, w_m))  # (C,)
             if with_x:
-                z = torch.addmm(b_x1, m, w_x1.T).relu_()  # (C, D)
+                z = torch.addmm(b_x1, m, w_x1_t).relu_()  # (C, D)
                 px = torch.addmv(b_x2, z, w_x2)  # (C,)
                 dx.index_add_(0, i, x.index_select(0, j).mul_(px[:, None]))
             agg.index_add_(0, i, m.mul_(gate[:, None]))
@@ -70,9 +78,11 @@ class EdgeMessages(torch.autograd.Function):
             g.update(w_x1=torch.zeros_like(w_x1), b_x1=torch.zeros_like(b_x1),
                      w_x2=torch.zeros_like(w_x2), b_x2=torch.zeros_like(b_x2))
         step = _chunk(a)
+        w_inv_t, w_e_t = w_inv.T.contiguous(), w_e.T.contiguous()  # (2, D), (D, D)
+        w_x1_t = w_x1.T.contiguous() if with_x else None
         for s in range(0, len(src), step):
             i, j, inv_c = src[s:s + step], dst[s:s + step], inv[s:s + step]
-            r1, m = _messages(a, b, inv_c, w_inv, w_e, b_e, i, j)  # recomputed (C, D)
+            r1, m = _messages(a, b, inv_c, w_inv_t, w_e_t, b_e, i, j)  # recomputed (C, D)
             gate = torch.sigmoid(torch.addmv(b_m, m, w_m))  # (C,)
             ga = g_agg.index_select(0, i)  # (C, D)
             g_sm = (ga * m).sum(1).mul_(gate * (1 - gate))  # (C,) through the sigmoid
@@ -80,20 +90,20 @@ class EdgeMessages(torch.autograd.Function):
             g["b_m"] += g_sm.sum()
             g_m = ga.mul_(gate[:, None]).addr_(g_sm, w_m)  # (C, D)
             if with_x:
-                z = torch.addmm(b_x1, m, w_x1.T).relu_()  # (C, D), recomputed
+                z = torch.addmm(b_x1, m, w_x1_t).relu_()  # (C, D), recomputed
                 gdx = g_dx.index_select(0, i)  # (C, 4)
                 g_px = (gdx * x.index_select(0, j)).sum(1)  # (C,)
                 g["x"].index_add_(0, j, gdx.mul_(torch.addmv(b_x2, z, w_x2)[:, None]))
                 g["w_x2"].addmv_(z.T, g_px)
                 g["b_x2"] += g_px.sum()
-                g_z = torch.outer(g_px, w_x2).mul_(z > 0)  # (C, D)
+                g_z = _relu_grad(torch.outer(g_px, w_x2), z)  # (C, D)
                 g["w_x1"].addmm_(g_z.T, m)
                 g["b_x1"] += g_z.sum(0)
                 g_m.addmm_(g_z, w_x1)
-            g_h = g_m.mul_(m > 0)  # (C, D) through the message ReLU
+            g_h = _relu_grad(g_m, m)  # (C, D) through the message ReLU
             g["w_e"].addmm_(g_h.T, r1)
             g["b_e"] += g_h.sum(0)
-            g_pre = torch.mm(g_h, w_e).mul_(r1 > 0)  # (C, D) through the first ReLU
+            g_pre = _relu_grad(torch.mm(g_h, w_e), r1)  # (C, D) through the first ReLU
             g["a"].index_add_(0, i, g_pre)
             g["b"].index_add_(0, j, g_pre)
             g_w_inv.addmm_(inv_c.T, g_pre)
