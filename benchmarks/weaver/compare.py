@@ -1,8 +1,16 @@
 """weaver-core and hepnn trained the same way on the same files: validation AUC after each epoch and
-CPU time, one table.
+CPU time, one table; or (``--throughput``) both frameworks' training speed back to back with ratios.
 
     OMP_NUM_THREADS=1 python benchmarks/weaver/compare.py --model particlenet_lite \
         --data lb/toptag_100k.parquet --train-jets 20480 --val-jets 10240 --epochs 3
+    OMP_NUM_THREADS=1 python benchmarks/weaver/compare.py --throughput --model part [--rounds 2] \
+        [--set train.amp=bf16]
+
+Throughput mode: on the committed sample, one thread each, batch 256, N <= 128, weaver-core's own
+``weaver`` command through ``run.sh MODEL 19`` (the whole file, its CPU-TIMED rate from the 6th batch
+on) and hepnn's ``bench_train.py --steps 0`` (one epoch of the training split, hepnn's default
+settings plus ``--set``), alternately, ``--rounds`` times; prints both rates in jets per CPU-second
+and the ratio. bf16 is hepnn's side only: weaver-core 0.5.3's ``--use-amp`` is fp16 on CUDA.
 
 Both frameworks get: the first ``--train-jets`` jets of ``--data`` as the training file and the next
 ``--val-jets`` as a separate validation file (weaver-core 0.5.3 cannot split one file, see README.md),
@@ -101,6 +109,49 @@ def run_hepnn(args: argparse.Namespace, train: Path, val: Path, work: Path) -> t
     return [float(r["val_auc"]) for r in rows], cpu, [float(r["jets_per_s"]) for r in rows]
 
 
+def weaver_rate(model: str, work: Path) -> float:
+    """weaver-core's training jets per CPU-second on the committed sample (``run.sh MODEL 19``)."""
+    env = {**os.environ, "WORK": str(work)}
+    (work / f"{model}.log").unlink(missing_ok=True)  # weaver appends to its log
+    subprocess.run([str(HERE / "run.sh"), model, "19"], env=env, check=True, capture_output=True)
+    text = (work / f"{model}.log").read_text()
+    return float(re.findall(r"CPU-TIMED: .*?: ([0-9.]+) jets/s \(process CPU\)", text)[-1])
+
+
+def hepnn_rate(model: str, overrides: list[str]) -> float:
+    """hepnn's training jets per CPU-second, one epoch of ``bench_train.py`` (default settings)."""
+    cmd = [sys.executable, str(HERE.parent / "bench_train.py"), "--models", model, "--steps", "0"]
+    if overrides:
+        cmd += ["--set", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    row = [line.split() for line in out.splitlines() if line.startswith(model + " ")][-1]
+    return float(row[2])
+
+
+def throughput(args: argparse.Namespace) -> None:
+    sys.path[:0] = [str(HERE.parent), str(ROOT / "src")]  # this checkout's benchmarks and sources
+    from machine import describe
+
+    print(describe())
+    model = args.model
+    if model not in ("particlenet", "part"):
+        sys.exit("--throughput runs the paper-size models (run.sh's wrappers): particlenet or part")
+    work = args.work / "throughput"
+    work.mkdir(parents=True, exist_ok=True)
+    rates: dict[str, list[float]] = {"weaver-core": [], "hepnn": []}
+    for r in range(args.rounds):
+        for side in (("weaver-core", "hepnn") if r % 2 == 0 else ("hepnn", "weaver-core")):
+            rate = weaver_rate(model, work) if side == "weaver-core" else hepnn_rate(model, args.set)
+            rates[side].append(rate)
+            print(f"  round {r + 1} {side:<12} {rate:8.2f} jets per CPU-s", flush=True)
+    w, h = (sum(v) / len(v) for v in rates.values())
+    extra = f" ({' '.join(args.set)})" if args.set else " (default settings)"
+    print(f"\n| {model}, training jets per CPU-s | weaver-core 0.5.3 | hepnn{extra} | ratio |")
+    print("|---|---:|---:|---:|")
+    print(f"| {time.strftime('%Y-%m-%d')}, {args.rounds} round(s) | {w:.2f} | {h:.2f} | {h / w:.2f}x |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=sorted(WEAVER_NET), default="particlenet_lite")
@@ -115,7 +166,11 @@ def main() -> None:
     p.add_argument("--weaver", default="/work/weaver-venv/bin/weaver")
     p.add_argument("--skip", choices=["weaver", "hepnn"], help="run one side only")
     p.add_argument("--set", nargs="*", default=[], help="extra hepnn overrides, key=value")
+    p.add_argument("--throughput", action="store_true", help="training speed of both, back to back, and the ratio")
+    p.add_argument("--rounds", type=int, default=1, help="--throughput: alternating rounds")
     args = p.parse_args()
+    if args.throughput:
+        return throughput(args)
 
     work = args.work / args.model
     work.mkdir(parents=True, exist_ok=True)

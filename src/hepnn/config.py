@@ -64,6 +64,7 @@ class DataConfig(_Section):
     loader: Literal["auto", "memory", "stream"] = "auto"
     memory_limit_gb: float = Field(4.0, gt=0)  # in-memory loading when the estimate fits under this
     chunk_size: int = Field(100_000, gt=0)  # jets per streamed chunk
+    workers: int = Field(1, ge=0)  # streaming: reader processes, each on its own row groups (0 = in the training process)
     # Batches of jets of similar multiplicity cut padding waste; sorted batches skew batch-norm statistics.
     bucketing: bool | Literal["auto"] = "auto"  # auto: always in evaluation, in training unless the model has batch norm
     trim: float | None = Field(None, gt=0, le=1)  # training: pad each batch to this quantile of its multiplicities, dropping the softest particles beyond (weaver's trimming; 0.9 for ParT)
@@ -149,7 +150,7 @@ class TrainConfig(_Section):
     grad_clip: float | None = Field(None, gt=0)
     early_stopping: EarlyStoppingConfig | None = None
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: Literal["none", "bf16", "fp16"] = "none"
+    amp: Literal["auto", "none", "bf16", "fp16"] = "auto"  # auto: bf16 where the hardware runs it fast (AMX/avx512_bf16 CPUs, GPUs ≥ sm80), else fp32
     compile: bool = False
     log_every: int = Field(50, gt=0)
     unsupervised: UnsupervisedConfig = Field(default_factory=UnsupervisedConfig)

@@ -246,7 +246,7 @@ def make_loaders(cfg: RunConfig, splits: Splits, pre: Preprocessing, *, kind: st
         needs_jet = "jet" in fields
         train_loader: Any = StreamingJetLoader(files, train_builder, chunk_size=d.chunk_size, target=d.target,
                                                jet_features=d.jet_features if needs_jet else (),
-                                               max_jets=d.max_jets, pin_memory=pin_memory, **common)
+                                               max_jets=d.max_jets, pin_memory=pin_memory, workers=d.workers, **common)
     else:
         train = splits.train if world_size() == 1 else splits.train.take(shard(np.arange(len(splits.train))))
         train_loader = JetLoader(train, train_builder, **common)

@@ -10,6 +10,7 @@ import torch
 import vector
 
 from hepnn.data import features as F
+from hepnn.data import pair_features as PF
 from hepnn.errors import ConfigError
 
 
@@ -166,7 +167,7 @@ def test_names_are_validated():
     with pytest.raises(ConfigError, match="charge"):
         F.particle_features(p4, mask, ["charge"])
     with pytest.raises(ConfigError, match="'ln_mass'"):
-        F.pair_features(p4, mask, ["ln_mass"])
+        PF.pair_features(p4, mask, ["ln_mass"])
     assert F.feature_dim(["deta", "pid_onehot", "log_pt"]) == 7
     assert F.expand_feature_names(["pid_onehot"]) == list(F.PID_CHANNELS)
 
@@ -179,7 +180,7 @@ PAIRS = ("ln_kt", "ln_z", "ln_dr", "ln_m2", "minkowski", "ln_minkowski")
 def test_pair_features_match_vector_brute_force():
     rng = np.random.default_rng(4)
     p4, mask = padded_batch(rng, [4, 2], 5)
-    out = F.pair_features(p4, mask, PAIRS)
+    out = PF.pair_features(p4, mask, PAIRS)
     assert out.shape == (2, 5, 5, 6) and out.dtype == torch.float64
     for b in range(2):
         for i in range(5):
@@ -199,13 +200,13 @@ def test_pair_features_match_vector_brute_force():
 
 def test_pair_diagonal_and_self_pairs_option():
     p4, mask = padded_batch(np.random.default_rng(5), [3], 3)
-    diag = F.pair_features(p4, mask, PAIRS).diagonal(dim1=1, dim2=2)[0]  # (P, N)
+    diag = PF.pair_features(p4, mask, PAIRS).diagonal(dim1=1, dim2=2)[0]  # (P, N)
     m2 = F.mass2(p4[0])
     torch.testing.assert_close(diag[0], torch.full((3,), math.log(1e-8), dtype=torch.float64))
     torch.testing.assert_close(diag[1], torch.full((3,), math.log(0.5), dtype=torch.float64))
     torch.testing.assert_close(diag[3], torch.log(4 * m2))
     torch.testing.assert_close(diag[4], m2)
-    off = F.pair_features(p4, mask, PAIRS, self_pairs=False)
+    off = PF.pair_features(p4, mask, PAIRS, self_pairs=False)
     assert (off.diagonal(dim1=1, dim2=2) == 0).all()
 
 
@@ -216,7 +217,7 @@ def test_pair_features_are_precise_in_float32_for_collinear_pairs():
     ptv = np.array([300.0, 200.0, 150.0, 50.0, 80.0, 120.0])
     p4 = np.stack([ptv * np.cosh(eta), ptv * np.cos(ph), ptv * np.sin(ph), ptv * np.sinh(eta)], -1)
     p4 = p4.astype(np.float32).astype(np.float64).reshape(3, 2, 4)  # the float32 numbers, exactly
-    got = F.pair_features(torch.from_numpy(p4).float(), torch.ones(3, 2, dtype=torch.bool), PAIRS)
+    got = PF.pair_features(torch.from_numpy(p4).float(), torch.ones(3, 2, dtype=torch.bool), PAIRS)
     assert got.dtype == torch.float32
     for b in range(3):
         va, vb = (vector.obj(**dict(zip(("E", "px", "py", "pz"), p4[b, k].tolist()))) for k in (0, 1))
@@ -228,10 +229,23 @@ def test_pair_features_are_precise_in_float32_for_collinear_pairs():
 
 def test_pair_features_padding_invariance():
     p4, mask = padded_batch(np.random.default_rng(6), [3, 2], 3)
-    a = F.pair_features(p4, mask)
+    a = PF.pair_features(p4, mask)
     p4_more = torch.cat([p4, torch.full((2, 4, 4), float("nan"), dtype=p4.dtype)], dim=1)  # junk
     mask_more = torch.cat([mask, torch.zeros(2, 4, dtype=torch.bool)], dim=1)
-    b = F.pair_features(p4_more, mask_more)
+    b = PF.pair_features(p4_more, mask_more)
     assert torch.isfinite(b).all() and b.shape == (2, 7, 7, 4)
     torch.testing.assert_close(b[:, :3, :3], a, rtol=0, atol=0)
     assert (b[:, 3:] == 0).all() and (b[:, :, 3:] == 0).all()
+
+
+def test_pair_features_at_listed_pairs_equal_the_dense_ones():
+    p4, mask = padded_batch(np.random.default_rng(7), [4, 1, 3], 5)
+    dense = PF.pair_features(p4, mask, PAIRS)  # (B, N, N, P)
+    b, i = mask.nonzero(as_tuple=True)  # real particles, packed
+    rows = p4[b, i]  # (M, 4)
+    first, second = torch.triu_indices(len(rows), len(rows))
+    same_jet = b[first] == b[second]
+    first, second = first[same_jet], second[same_jet]  # every pair i <= j of every jet
+    got = PF.pair_features_at(rows, first, second, PAIRS)  # (R, P)
+    assert got.shape == (len(first), len(PAIRS))
+    torch.testing.assert_close(got, dense[b[first], i[first], i[second]], rtol=0, atol=0)

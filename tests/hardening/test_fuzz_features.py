@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hepnn.data.features import PAIR_FEATURES, PARTICLE_FEATURES, pair_features, particle_features
+from hepnn.data.features import PARTICLE_FEATURES, particle_features
+from hepnn.data.pair_features import PAIR_FEATURES, pair_features
 from hepnn.data.jet_features import JET_FEATURES, jet_features
 
 FUZZ = settings(max_examples=40, deadline=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 
 import numpy as np
 import pytest
@@ -62,6 +63,42 @@ def test_float32_matches_float64():
 def test_paper_size():
     n = sum(p.numel() for p in create_model("part", in_features=17).parameters())
     assert 2.10e6 < n < 2.18e6  # the paper quotes 2.14 M parameters for ParT on JetClass (17 inputs)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_packed_layout_equals_dense_layout(mode):
+    """The packed, grouped forward (training and eager use) is the dense one: outputs, gradients and
+    the pair embedding's running statistics agree (float64, dropout off so that both draw nothing)."""
+    torch.manual_seed(0)
+    model = create_model("part_lite", in_features=len(FEATURES), num_layers=2).double()
+    batch = make_batch(n_jets=24, seed=3)  # 3 groups of 8 jets
+    batch.mask[2] = False  # an empty jet
+    batch.x, batch.p4 = batch.x * batch.mask[..., None], batch.p4 * batch.mask[..., None]
+    model.attention_groups = 3
+    results = []
+    for forward in (model.forward_dense, model.forward_packed):
+        twin = copy.deepcopy(model)
+        getattr(twin, mode)()
+        out = getattr(twin, forward.__name__)(batch)
+        out.pow(2).sum().backward()
+        results.append((out, [p.grad for p in twin.parameters()], [b.clone() for b in twin.buffers()]))
+    (a, ga, ba), (b, gb, bb) = results
+    torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
+    for x, y in zip(gb, ga):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-10)
+    for x, y in zip(bb, ba):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+
+
+def test_output_does_not_depend_on_the_grouping():
+    model, batch = lite(), make_batch(n_jets=40, seed=4)
+    outs = []
+    for groups in (1, 2, 5):  # at least 8 jets per group
+        model.attention_groups = groups
+        with torch.no_grad():
+            outs.append(model(batch))
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.slow

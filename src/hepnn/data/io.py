@@ -105,7 +105,7 @@ def count_jets(path: str | os.PathLike[str]) -> int:
     path = expand_paths(path)[0]
     fmt = file_format(path)
     if fmt == "parquet":
-        return _parquet_file(path).metadata.num_rows
+        return parquet_file(path).metadata.num_rows
     with _damaged_file_is_data_error(path):
         if fmt == "h5":
             return io_h5.count_h5(path)
@@ -119,7 +119,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict:
     path = expand_paths(path)[0]
     fmt = file_format(path)
     if fmt == "parquet":
-        raw = (_parquet_file(path).schema_arrow.metadata or {}).get(METADATA_KEY)
+        raw = (parquet_file(path).schema_arrow.metadata or {}).get(METADATA_KEY)
         try:
             return json.loads(raw) if raw else {}
         except ValueError as err:  # JSONDecodeError or UnicodeDecodeError
@@ -222,7 +222,7 @@ def _raw_chunks(path: Path, chunk_size: int, columns: list[str] | None) -> Itera
             yield from io_root.root_chunks(path, chunk_size, columns)
 
 
-def _parquet_file(path: Path):
+def parquet_file(path: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -236,7 +236,7 @@ def _parquet_file(path: Path):
 def _parquet_chunks(path: Path, chunk_size: int, columns: list[str] | None) -> Iterator[ak.Array]:
     import pyarrow as pa
 
-    pf = _parquet_file(path)
+    pf = parquet_file(path)
     on_disk = {F.canonical_name(name): name for name in pf.schema_arrow.names}
     read = select_columns(path, list(on_disk), columns)
     offset = 0

@@ -149,6 +149,14 @@ class JaggedJets:
                                     _pick(self._pid, flat), _pick(self.y, jets), _pick(self.jet, jets),
                                     _pick(self.weight, jets))
 
+    def take_first(self, n: int) -> "JaggedJets":
+        """The first ``n`` jets (a copy of their contiguous particle range, no gather)."""
+        end = int(self.offsets[n])
+        sentinel = lambda a: None if a is None else np.concatenate([a[:end], a[-1:]])  # noqa: E731
+        first = lambda a: None if a is None else a[:n].copy()  # noqa: E731
+        return JaggedJets._assemble(self.offsets[:n + 1].copy(), sentinel(self._p4), sentinel(self._charge),
+                                    sentinel(self._pid), first(self.y), first(self.jet), first(self.weight))
+
     # ---------------------------------------------------------------------------------------------
     # the hot path
 
@@ -159,6 +167,16 @@ class JaggedJets:
     def particles_p4(self) -> np.ndarray:
         """(P, 4) float32 four-momenta of every particle, jet after jet (a view, no padding row)."""
         return self._p4[:-1]
+
+    @property
+    def particles_charge(self) -> np.ndarray | None:
+        """(P,) int8 charges of every particle (a view), or None."""
+        return None if self._charge is None else self._charge[:-1]
+
+    @property
+    def particles_pid(self) -> np.ndarray | None:
+        """(P,) int32 PDG ids of every particle (a view), or None."""
+        return None if self._pid is None else self._pid[:-1]
 
     @property
     def counts(self) -> np.ndarray:

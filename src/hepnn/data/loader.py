@@ -142,23 +142,22 @@ class BatchBuilder:
             jets.cache[key] = self._compute_table(jets)
         return jets.cache[key]
 
-    def _compute_table(self, jets: JaggedJets, chunk: int = 1024) -> np.ndarray:
-        from hepnn.data.features import feature_dim, particle_features
+    def _compute_table(self, jets: JaggedJets, chunk: int = 16_384) -> np.ndarray:
+        from hepnn.data.features import feature_dim, particle_features_flat
 
         table = np.zeros((jets.n_particles + 1, feature_dim(self.particle_features)), dtype=np.float32)
         pre = _as_transform(self.particle_preprocessor)
-        order = np.argsort(jets.counts, kind="stable")  # chunks of similar multiplicity: little padding
-        for start in range(0, len(jets), chunk):
-            idx = order[start:start + chunk]
-            gather, mask = jets.gather_index(idx)  # every particle: the jet axis is the full jet's
-            padded = jets.pad(idx)
-            x = particle_features(
-                torch.from_numpy(padded.p4), torch.from_numpy(padded.mask), self.particle_features,
-                charge=None if padded.charge is None else torch.from_numpy(padded.charge),
-                pid=None if padded.pid is None else torch.from_numpy(padded.pid),
-            ).numpy()[mask]  # (n_real, C)
+        counts = jets.counts
+        for start in range(0, len(jets), chunk):  # jets [start, stop) own particles [lo, hi): no gather
+            stop = min(start + chunk, len(jets))
+            lo, hi = int(jets.offsets[start]), int(jets.offsets[stop])
+            flat = lambda a: None if a is None else torch.from_numpy(a[lo:hi])  # noqa: E731
+            x = particle_features_flat(
+                torch.from_numpy(jets.particles_p4[lo:hi]), torch.from_numpy(counts[start:stop]),
+                self.particle_features, charge=flat(jets.particles_charge), pid=flat(jets.particles_pid),
+            ).numpy()  # (n_particles, C), real particles only
             # Preprocessing sees the real particles only, so padding never shifts a fitted mean.
-            table[gather[mask]] = pre(x) if pre is not None else x
+            table[lo:hi] = pre(x) if pre is not None else x
         return table
 
 

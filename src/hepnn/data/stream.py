@@ -1,128 +1,102 @@
-"""Streaming jets from files larger than memory, with a background worker that prefetches batches.
+"""Streaming jets from files larger than memory, with reader processes that prefetch batches.
 
-One ``torch.utils.data.DataLoader`` worker process (spawned, persistent across epochs) reads the
-files chunk by chunk (``hepnn.data.io.iter_chunks``), keeps a shuffle buffer of jets, and builds
-finished ``Batch``es while the main process trains; inside the worker a reader thread converts the
-next chunk while batches are cut from the current one. Per epoch the file order is shuffled and jets
-are mixed within the buffer; multiplicity bucketing works within each emitted pool.
+The files are cut into units (a parquet row group, or a whole file of another format) and the units
+are dealt round-robin to ``workers`` reader processes (``torch.utils.data.DataLoader`` workers,
+spawned once, persistent across epochs). Each reader takes its own units in a per-epoch random
+order, reads them chunk by chunk (parquet: straight to flat arrays, ``hepnn.data.io_flat``; other
+formats and jet-level features: through awkward, ``hepnn.data.io.iter_chunks``) in a thread, keeps a
+shuffle buffer of jets, and builds finished ``Batch``es while the main process trains. Multiplicity
+bucketing works within each emitted pool. The main process takes the readers' batches in turn.
 
-Memory is bounded by the chunk and buffer sizes, never by the dataset: the worker holds at most
+Memory is bounded by the chunk and buffer sizes, never by the dataset: each reader holds at most
 ``shuffle_buffer + batch_size + 2 * chunk_size`` jets (the buffer, the chunk being merged into it,
-and the one chunk read ahead), reported as ``max_buffered_jets``.
+and the one chunk read ahead), reported as ``max_buffered_jets`` (the largest of any reader).
+
+Resume is exact: the position is the number of batches taken from each reader (and which reader is
+next); a resumed epoch replays each reader's random draws and skips its taken batches unbuilt.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import queue
-import threading
 import time
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from hepnn.data.batch import Batch
+from hepnn.data.io_flat import Unit
 from hepnn.data.jagged import JaggedJets, bucket_batches, plain_batches
 from hepnn.data.loader import BatchBuilder, check_resume
+from hepnn.data.stream_reader import ChunkReader
 from hepnn.errors import ConfigError
 
-_END = object()
+
+def make_units(files: list[str], *, flat: bool, max_jets: int | None) -> list[Unit]:
+    """Units of work in file order (row groups when ``flat``, else whole files), the last one cut
+    short so that they hold ``max_jets`` jets in all (the first ones in file order)."""
+    from hepnn.data.io import count_jets
+    from hepnn.data.io_flat import parquet_units
+
+    units = parquet_units(files) if flat else [Unit(f, -1, count_jets(f)) for f in files]
+    if max_jets is None:
+        return units
+    out, left = [], max_jets
+    for u in units:
+        if left <= 0:
+            break
+        out.append(u._replace(rows=min(u.rows, left)))
+        left -= out[-1].rows
+    return out
 
 
-class _ChunkReader:
-    """Reads and flattens the next chunk in a thread while the consumer cuts batches from the last one."""
-
-    def __init__(self, files: list[str], chunk_size: int, columns: list[str] | None,
-                 jets_kw: dict[str, Any], max_jets: int | None) -> None:
-        self._args = (files, chunk_size, columns, jets_kw, max_jets)
-        self._queue: queue.Queue = queue.Queue()
-        self._ahead = threading.Semaphore(1)  # read at most one chunk ahead of the consumer
-        self._stop = threading.Event()
-        self.produced = self.consumed = 0  # jets; each counter is written by one thread only
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    @property
-    def pending(self) -> int:
-        """Jets read but not yet handed to the consumer."""
-        return self.produced - self.consumed
-
-    def _run(self) -> None:
-        from hepnn.data.io import iter_chunks
-
-        files, chunk_size, columns, jets_kw, max_jets = self._args
-        try:
-            chunks = iter_chunks(files, chunk_size, columns)
-            while self._acquire():  # the slot is taken before reading, so no chunk waits unseen
-                arrays = next(chunks, None)
-                if arrays is None:
-                    break
-                if max_jets is not None:
-                    arrays = arrays[: max_jets - self.produced]
-                jets = JaggedJets.from_awkward(arrays, **jets_kw)
-                self.produced += len(jets)
-                self._queue.put(jets)
-                if max_jets is not None and self.produced >= max_jets:
-                    break
-            self._queue.put(_END)
-        except BaseException as err:  # handed to the consumer, which re-raises it
-            self._queue.put(err)
-
-    def _acquire(self) -> bool:
-        while not self._stop.is_set():
-            if self._ahead.acquire(timeout=0.1):
-                return True
-        return False
-
-    def __iter__(self) -> Iterator[JaggedJets]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            self.consumed += len(item)
-            self._ahead.release()
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+def n_batches(n_jets: int, batch_size: int, drop_last: bool) -> int:
+    full, rest = divmod(n_jets, batch_size)
+    return full + (rest > 0 and not drop_last)
 
 
 class _JetStream(IterableDataset):
-    """The worker side: chunks -> shuffle buffer -> pools of batches -> ``Batch``es.
+    """The reader side: units -> chunks -> shuffle buffer -> pools of batches -> (reader, ``Batch``).
 
-    Epoch and resume position are shared ``multiprocessing.Value``s so a persistent worker sees the
-    main process's ``set_epoch``/``load_state_dict``.
+    Epoch, per-reader resume positions and the rotation of readers are shared ``multiprocessing``
+    values, so persistent readers see the main process's ``set_epoch``/``load_state_dict``.
     """
 
-    def __init__(self, files: list[str], builder: BatchBuilder, *, batch_size: int, chunk_size: int,
-                 shuffle_buffer: int, shuffle: bool, seed: int, bucketing: bool, pool: int,
-                 drop_last: bool, jets_kw: dict[str, Any], columns: list[str] | None,
-                 max_jets: int | None, ctx: Any) -> None:
-        self.files, self.builder = files, builder
+    def __init__(self, shards: list[list[Unit]], builder: BatchBuilder, *, batch_size: int, chunk_size: int,
+                 shuffle_buffer: int, shuffle: bool, seed: int, bucketing: bool, pool: int, drop_last: bool,
+                 jets_kw: dict[str, Any], flat: bool, columns: list[str] | None, optional: tuple[str, ...],
+                 ctx: Any) -> None:
+        self.shards, self.builder = shards, builder
         self.batch_size, self.chunk_size, self.shuffle_buffer = batch_size, chunk_size, shuffle_buffer
         self.shuffle, self.seed, self.bucketing, self.pool = shuffle, seed, bucketing, pool
-        self.drop_last, self.jets_kw, self.columns, self.max_jets = drop_last, jets_kw, columns, max_jets
-        self.epoch, self.skip, self.max_held = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("q", 0)
+        self.drop_last, self.jets_kw, self.flat, self.columns = drop_last, jets_kw, flat, columns
+        self.optional = optional
+        self.epoch, self.rotation = ctx.Value("q", 0), ctx.Value("q", 0)
+        self.skip, self.max_held = ctx.Array("q", len(shards)), ctx.Value("q", 0)
 
-    def __iter__(self) -> Iterator[Batch]:
-        rng = np.random.default_rng(self.seed + self.epoch.value)
-        skip, k = self.skip.value, 0
-        for jets, batches in self._pools(rng):
+    def __iter__(self) -> Iterator[tuple[int, Batch]]:
+        info = get_worker_info()  # None: read in the main process (one reader)
+        slot = 0 if info is None else info.id
+        # DataLoader asks its workers in turn from worker 0; a resumed epoch starts at the reader
+        # whose turn it was, so worker 0 plays that reader
+        return self._reader((slot + self.rotation.value) % len(self.shards))
+
+    def _reader(self, r: int) -> Iterator[tuple[int, Batch]]:
+        rng = np.random.default_rng([self.seed, self.epoch.value, r])
+        skip, k = self.skip[r], 0
+        for jets, batches in self._pools(self.shards[r], rng):
             for indices in batches:
                 if k >= skip:  # resumed epochs replay the same random draws but build nothing before
-                    yield self.builder(jets, indices)
+                    yield r, self.builder(jets, indices)
                 k += 1
 
-    def _pools(self, rng: np.random.Generator) -> Iterator[tuple[JaggedJets, list[np.ndarray]]]:
-        files = list(self.files)
-        if self.shuffle and self.max_jets is None:  # max_jets means "the first jets in file order"
-            files = [files[i] for i in rng.permutation(len(files))]
-        reader = _ChunkReader(files, self.chunk_size, self.columns, self.jets_kw, self.max_jets)
+    def _pools(self, units: list[Unit], rng: np.random.Generator) -> Iterator[tuple[JaggedJets, list[np.ndarray]]]:
+        if self.shuffle:
+            units = [units[i] for i in rng.permutation(len(units))]
+        reader = ChunkReader(units, self.chunk_size, self.jets_kw, flat=self.flat, columns=self.columns,
+                             optional=self.optional)
         buffer: JaggedJets | None = None
         try:
             for chunk in reader:
@@ -157,12 +131,12 @@ class _JetStream(IterableDataset):
 
 
 def _init_worker(worker_id: int) -> None:
-    # The worker shares 2 cores with the trainer: one thread, or both oversubscribe (ENVIRONMENT.md).
+    # Readers share the cores with the trainer: one thread each, or they oversubscribe (ENVIRONMENT.md).
     torch.set_num_threads(1)
 
 
 class StreamingJetLoader:
-    """Iterates over ``Batch``es streamed from files, with a background prefetching worker.
+    """Iterates over ``Batch``es streamed from files, read by background reader processes.
 
     Same interface as ``JetLoader``: ``len``, ``set_epoch``, ``state_dict``/``load_state_dict``
     (resume replays the epoch's random draws and skips the consumed batches without building them),
@@ -171,12 +145,17 @@ class StreamingJetLoader:
     Args:
         paths: files or globs (``hepnn.data.io.expand_paths``).
         builder: what each batch holds; batch_size: jets per batch.
-        chunk_size: jets read at a time; shuffle_buffer: jets kept back for mixing (default chunk_size).
-        shuffle, seed, bucketing, pool, drop_last: as in ``JetLoader`` (epoch ``e`` uses ``seed + e``).
-        workers: 1 = background process (spawned once, kept across epochs), 0 = in this process.
-        prefetch: batches the worker keeps ready ahead of the consumer.
+        chunk_size: jets read at a time; shuffle_buffer: jets each reader keeps back for mixing
+            (default chunk_size).
+        shuffle, seed, bucketing, pool, drop_last: as in ``JetLoader`` (epoch ``e`` draws from ``seed``,
+            ``e`` and the reader).
+        workers: reader processes (spawned once, kept across epochs), each on its own row groups;
+            0 = read in this process. An unshuffled stream (file order) needs at most one.
+        prefetch: batches each reader keeps ready ahead of the consumer.
+        pin_memory: batches arrive in page-locked memory (for CUDA: non-blocking copies).
         target, jet_features, weight: per-jet arrays, as in ``JaggedJets.from_awkward``.
-        columns: columns to read (default all); max_jets: only the first jets in file order.
+        columns: columns to read (default all; only with jet features or non-parquet files);
+            max_jets: only the first jets in file order.
     """
 
     def __init__(self, paths: str | Iterable[str], builder: BatchBuilder, *, batch_size: int = 256,
@@ -186,30 +165,48 @@ class StreamingJetLoader:
                  target: str | Sequence[str] | None = "label", jet_features: Sequence[str] = (),
                  weight: str | None = None, columns: Sequence[str] | None = None,
                  max_jets: int | None = None) -> None:
-        from hepnn.data.io import count_jets, expand_paths
+        from hepnn.data.io import expand_paths, file_format
 
-        if workers not in (0, 1):
-            raise ConfigError(f"workers must be 0 or 1 (one reader keeps every jet once per epoch), got {workers}")
+        if workers < 0:
+            raise ConfigError(f"data.workers must be >= 0, got {workers}")
+        if workers > 1 and not shuffle:
+            raise ConfigError("an unshuffled stream keeps file order, which needs one reader (workers <= 1)")
         files = [str(p) for p in expand_paths(paths)]
-        total = sum(count_jets(f) for f in files)
-        self.n_jets = total if max_jets is None else min(total, max_jets)
+        # flat parquet reading, unless jet-level features (computed with awkward) are needed
+        flat = not jet_features and all(file_format(f) == "parquet" for f in files)
+        units = make_units(files, flat=flat, max_jets=max_jets)
+        n_readers = max(workers, 1)
+        if len(units) < n_readers:
+            raise ConfigError(f"data.workers={workers} readers but only {len(units)} row groups/files to read; "
+                              f"use at most {len(units)} workers or write smaller row groups")
+        shards = [units[r::n_readers] for r in range(n_readers)]  # round-robin in file order
+        self.n_jets = sum(u.rows for u in units)
+        self.shard_batches = [n_batches(sum(u.rows for u in s), batch_size, drop_last) for s in shards]
         self.batch_size, self.seed, self.drop_last = batch_size, seed, drop_last
         self.workers, self.prefetch, self.pin_memory = workers, prefetch, pin_memory
         self.shuffle_buffer = chunk_size if shuffle_buffer is None else shuffle_buffer
         self.buffer_bound = self.shuffle_buffer + batch_size + 2 * chunk_size
         jets_kw = {"target": target, "jet_features": tuple(jet_features), "weight": weight}
+        needs = set(builder.particle_features)  # charge and PDG id are read only for the features using them
+        self.optional = tuple(c for c, used in (("part_charge", needs & {"charge", "pid_onehot"}),
+                                                ("part_pid", needs & {"pid_onehot"})) if used)
         self.dataset = _JetStream(
-            files, builder, batch_size=batch_size, chunk_size=chunk_size, shuffle_buffer=self.shuffle_buffer,
+            shards, builder, batch_size=batch_size, chunk_size=chunk_size, shuffle_buffer=self.shuffle_buffer,
             shuffle=shuffle, seed=seed, bucketing=bucketing, pool=pool, drop_last=drop_last, jets_kw=jets_kw,
-            columns=None if columns is None else list(columns), max_jets=max_jets, ctx=mp.get_context("spawn"),
+            flat=flat, columns=None if columns is None else list(columns), optional=self.optional,
+            ctx=mp.get_context("spawn"),
         )
-        self.epoch, self.position = 0, 0
+        self.epoch, self.taken, self.next_reader = 0, [0] * n_readers, 0
         self._loader: DataLoader | None = None
         self._wait_s, self._total_s = 0.0, 0.0
 
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch already handed out."""
+        return sum(self.taken)
+
     def __len__(self) -> int:
-        full, rest = divmod(self.n_jets, self.batch_size)
-        return full + (rest > 0 and not self.drop_last)
+        return sum(self.shard_batches)
 
     def _dataloader(self) -> DataLoader:
         if self._loader is None:
@@ -222,45 +219,62 @@ class StreamingJetLoader:
         return self._loader
 
     def __iter__(self) -> Iterator[Batch]:
-        self.dataset.epoch.value, self.dataset.skip.value = self.epoch, self.position
+        d = self.dataset
+        d.epoch.value, d.rotation.value = self.epoch, self.next_reader
+        d.skip[:] = self.taken
         start = time.perf_counter()
         try:
             it = iter(self._dataloader())
             while True:
                 t0 = time.perf_counter()
-                batch = next(it, None)
+                item = next(it, None)
                 self._wait_s += time.perf_counter() - t0
-                if batch is None:
+                if item is None:
                     break
-                self.position += 1  # counted before use: a checkpoint taken after the step resumes after it
+                reader, batch = item
+                self.taken[reader] += 1  # counted before use: a checkpoint taken after the step resumes after it
+                self.next_reader = self._after(reader)
                 yield batch
-            self.epoch, self.position = self.epoch + 1, 0
+            self.set_epoch(self.epoch + 1)
         finally:
             self._total_s += time.perf_counter() - start
 
+    def _after(self, reader: int) -> int:
+        """The reader whose batch comes next: the first one after ``reader`` with batches left."""
+        n = len(self.taken)
+        for step in range(1, n + 1):
+            r = (reader + step) % n
+            if self.taken[r] < self.shard_batches[r]:
+                return r
+        return 0
+
     @property
     def wait_fraction(self) -> float:
-        """Fraction of the iteration time the consumer waited for the next batch (incl. worker start)."""
+        """Fraction of the iteration time the consumer waited for the next batch (incl. reader start)."""
         return self._wait_s / self._total_s if self._total_s else 0.0
 
     @property
     def max_buffered_jets(self) -> int:
-        """The most jets the reader held at once so far (bounded by ``buffer_bound``)."""
+        """The most jets one reader held at once so far (bounded by ``buffer_bound``)."""
         return int(self.dataset.max_held.value)
 
     def set_epoch(self, epoch: int) -> None:
         """Start epoch ``epoch`` (the same epoch again keeps a resumed position)."""
         if epoch != self.epoch:
-            self.epoch, self.position = epoch, 0
+            self.epoch, self.taken, self.next_reader = epoch, [0] * len(self.taken), 0
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "batch": self.position, "seed": self.seed,
-                "n_jets": self.n_jets, "batch_size": self.batch_size}
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.position, "seed": self.seed, "n_jets": self.n_jets,
+                "batch_size": self.batch_size, "taken": list(self.taken), "next_reader": self.next_reader}
 
-    def load_state_dict(self, state: Mapping[str, int]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         check_resume(state, seed=self.seed, n_jets=self.n_jets, batch_size=self.batch_size)
-        self.epoch, self.position = int(state["epoch"]), int(state["batch"])
+        taken = list(state.get("taken", [state["batch"]]))
+        if len(taken) != len(self.taken):
+            raise ConfigError(f"cannot resume the data position: {len(taken)} readers were streaming, now "
+                              f"{len(self.taken)} (data.workers changed)")
+        self.epoch, self.taken, self.next_reader = int(state["epoch"]), taken, int(state.get("next_reader", 0))
 
     def close(self) -> None:
-        """Stop the background worker (it also stops when the loader is garbage collected)."""
+        """Stop the reader processes (they also stop when the loader is garbage collected)."""
         self._loader = None

@@ -10,6 +10,11 @@ equivariant block (LGEB) updates both, using only Minkowski invariants of the co
 
 Sums run over real j ≠ i. The output is the decoder MLP on the masked mean of h over real
 particles, so it is invariant under Lorentz transformations of all p4 and under particle order.
+
+Layout (why it is fast): the blocks run on the real particles packed into rows and on the real
+edges (every ordered pair i ≠ j of a jet) packed into a list, and the edge MLPs are one fused,
+chunked function (``hepnn.nn.edge_mlp``) that never holds a (B, N, N, D) tensor. The dense layout
+(``forward_dense``) is kept for ``torch.export`` / ONNX, where shapes must not depend on the data.
 Input scalars s_i are Lorentz invariants: ψ(m_i²) and a beam flag. With ``spurions=True`` (the
 paper's default) the two beams (1, 0, 0, ±1) are added as extra particles with flag 1; this
 keeps only rotations about the beam axis as an exact symmetry.
@@ -23,15 +28,21 @@ import torch
 from torch import Tensor, nn
 
 from hepnn.data.batch import Batch
+from hepnn.nn.edge_mlp import edge_messages
 from hepnn.nn.layers import masked_mean, mlp
-from hepnn.nn.lorentz import add_beams, minkowski_gram, minkowski_norm2, pairwise_norm2, psi
+from hepnn.nn.lorentz import add_beams, minkowski_dot, minkowski_gram, minkowski_norm2, pairwise_norm2, psi
+from hepnn.nn.packed import ordered_pairs
 from hepnn.registry import register_model, register_variant
 
 N_SCALARS = 2  # ψ(m²), is_beam
 
 
 class LGEB(nn.Module):
-    """One Lorentz group equivariant block. Shapes: h (B, N, D), x (B, N, 4), s (B, N, S) -> same."""
+    """One Lorentz group equivariant block.
+
+    Shapes: dense h (B, N, D), x (B, N, 4), s (B, N, S), edge (B, N, N) -> same; packed
+    (``packed``) h (M, D), x (M, 4), s (M, S), edges src/dst (E,) -> same.
+    """
 
     def __init__(
         self, width: int, n_scalars: int, *, c: float = 1e-3, dropout: float = 0.0, update_x: bool = True
@@ -57,6 +68,22 @@ class LGEB(nn.Module):
             x = x + self.c * torch.einsum("bij,bjc->bic", (self.phi_x(m) * e).squeeze(-1), x)  # Σ_j φ_x x_j
         agg = (self.phi_m(m) * m * e).sum(2)  # (B, N, D) Σ_j w_ij m_ij
         h = h + self.phi_h(torch.cat([h, agg, s], dim=-1))
+        return h, x
+
+    def packed(self, h: Tensor, x: Tensor, s: Tensor, src: Tensor, dst: Tensor) -> tuple[Tensor, Tensor]:
+        """The same block on packed particles and edges (the edge MLPs fused, ``edge_messages``)."""
+        sq = minkowski_norm2(x)  # (M,)
+        dot = minkowski_dot(x.index_select(0, src), x.index_select(0, dst))  # (E,) ⟨x_i, x_j⟩
+        norm = sq.index_select(0, src) + sq.index_select(0, dst) - 2 * dot  # (E,) ‖x_i − x_j‖², as dense
+        inv = torch.stack([psi(norm), psi(dot)], dim=-1)  # (E, 2)
+        lin_e, lin_m = self.phi_e[1], self.phi_m[0]
+        px = () if self.phi_x is None else (self.phi_x[0].weight, self.phi_x[0].bias,
+                                            self.phi_x[2].weight[0], self.phi_x[2].bias)
+        agg, dx = edge_messages(self.e_i(h), self.e_j(h), inv, x, src, dst, self.e_inv.weight, lin_e.weight,
+                                lin_e.bias, lin_m.weight[0], lin_m.bias, *px)  # (M, D), (M, 4)
+        if self.phi_x is not None:
+            x = x + self.c * dx.to(x.dtype)
+        h = h + self.phi_h(torch.cat([h, agg.to(h.dtype), s], dim=-1))
         return h, x
 
 
@@ -91,13 +118,37 @@ class LorentzNet(nn.Module):
         self.decoder = mlp([width, width, num_classes], act="relu", dropout=dropout)
 
     def forward(self, batch: Batch) -> Tensor:
+        if torch.compiler.is_exporting():  # shapes must not depend on the data
+            return self.forward_dense(batch)
+        return self.forward_packed(batch)
+
+    def _inputs(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Coordinates (with the beams), mask and scalars s = (ψ(m²), is_beam). -> (B, N', 4), (B, N'), (B, N', 2)."""
         mask = batch.mask.bool()
         x = batch.p4 * self.scale * mask.unsqueeze(-1).to(batch.p4.dtype)  # (B, N, 4)
         is_beam = torch.zeros_like(mask)
         if self.spurions:
             x, mask, is_beam = add_beams(x, mask)  # (B, N + 2, 4), (B, N + 2), (B, N + 2)
         s = torch.stack([psi(minkowski_norm2(x)), is_beam.to(x.dtype)], dim=-1)  # (B, N, 2)
-        s = s * mask.unsqueeze(-1).to(x.dtype)
+        return x, mask, s * mask.unsqueeze(-1).to(x.dtype)
+
+    def forward_packed(self, batch: Batch) -> Tensor:
+        """Real particles packed into rows, real edges into a list."""
+        x, mask, s = self._inputs(batch)
+        rows = mask.reshape(-1).nonzero().squeeze(1)  # (M,) jet after jet
+        counts = mask.sum(1)  # (B,)
+        src, dst = ordered_pairs(counts)  # (E,) every i ≠ j of a jet
+        x, s = x.reshape(-1, 4).index_select(0, rows), s.reshape(-1, s.shape[-1]).index_select(0, rows)  # (M, ·)
+        h = self.embed(s)  # (M, D)
+        for block in self.blocks:
+            h, x = block.packed(h, x, s, src, dst)
+        jet = rows // mask.shape[1]  # (M,) jet of each row
+        pooled = h.new_zeros(len(counts), h.shape[1]).index_add_(0, jet, h)  # (B, D)
+        return self.decoder(pooled / counts.clamp_min(1).unsqueeze(1).to(h.dtype))  # (B, K)
+
+    def forward_dense(self, batch: Batch) -> Tensor:
+        """The (B, N, N) layout: what ``torch.export`` records (no data-dependent shape)."""
+        x, mask, s = self._inputs(batch)
         n = mask.shape[1]
         eye = torch.eye(n, dtype=torch.bool, device=mask.device)
         edge = mask[:, :, None] & mask[:, None, :] & ~eye  # (B, N, N)

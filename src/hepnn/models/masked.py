@@ -41,7 +41,8 @@ import torch
 from torch import Tensor, nn
 
 from hepnn.data.batch import Batch
-from hepnn.data.features import pair_features, pt
+from hepnn.data.features import pt
+from hepnn.data.pair_features import pair_features
 from hepnn.models.part import PAIR_NAMES, ParticleTransformer
 from hepnn.models.transformer import ParticleTransformerEncoder
 from hepnn.models.vqvae import at_least_fp32

@@ -6,9 +6,17 @@
     c  = ClassAttentionBlock(c, [c, x])           2 blocks, class token attends to the particles
     logits = Linear(LN(c))
 
-Pair features are computed per batch inside the model from p4 (``hepnn.data.features.pair_features``)
-on the batch's device and dtype. Padded keys get −inf in the attention mask (added to U), so padding
-and particle order never change the output.
+Pair features are computed per batch inside the model from p4 (``hepnn.data.features``) on the
+batch's device and dtype. Padded keys get no attention weight, so padding and particle order never
+change the output.
+
+Layout (why it is fast): the model runs on the batch's real particles packed into rows
+(``hepnn.nn.packed.JetGroups``): pair features and the pair embedding on the real pairs i ≤ j only
+(R rows, no (B, N, N) tensor), every per-particle layer on the M real particles, and attention per
+group of jets of similar multiplicity, each group padded to its own largest jet. A random batch of
+256 jets with N ≤ 128 is half padding; grouped, ~90 % of the attention scores are real ones. Batch
+statistics (the pair embedding's batch norm) still see the whole batch. The dense (B, N, N) layout
+(``forward_dense``) is kept for ``torch.export`` / ONNX, where shapes must not depend on the data.
 
 Shapes: x (B, N, C), p4 (B, N, 4), mask (B, N) -> (B, num_classes).
 """
@@ -21,9 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from hepnn.data.batch import Batch
-from hepnn.data.features import pair_features
-from hepnn.nn.attention import ParticleAttentionBlock, attention_mask
-from hepnn.nn.norm import MaskedBatchNorm, batch_norm_rows
+from hepnn.data.pair_features import pair_features, pair_features_at
+from hepnn.nn.attention import GroupedMask, ParticleAttentionBlock, attention_mask
+from hepnn.nn.norm import MaskedBatchNorm, batch_norm_rows, fold_into_linear
+from hepnn.nn.packed import JetGroups
 from hepnn.registry import register_model, register_variant
 
 PAIR_NAMES = ("ln_kt", "ln_z", "ln_dr", "ln_m2")
@@ -34,7 +43,8 @@ class PairEmbed(nn.Module):
 
     BatchNorm statistics use real pairs i ≤ j only (``MaskedBatchNorm``), so padding never leaks in.
 
-    Shapes: pairs (B, N, N, P), pair_mask (B, N, N) -> (B, H, N, N).
+    Shapes: ``rows``: pairs (R, P) of real pairs -> (R, H); ``forward`` (dense): pairs (B, N, N, P),
+    pair_mask (B, N, N) -> (B, H, N, N).
     """
 
     def __init__(self, in_features: int, dims: Sequence[int], num_heads: int) -> None:
@@ -44,6 +54,17 @@ class PairEmbed(nn.Module):
         self.linears = nn.ModuleList([nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:])])
         self.out = nn.Linear(widths[-1], num_heads)
         self.act = nn.GELU()
+
+    def rows(self, pairs: Tensor) -> Tensor:
+        """The embedding of packed real pairs: every row is real, so the norms are torch's fused ones,
+        and the input norm is folded into the first Linear (``fold_into_linear``)."""
+        w, b = fold_into_linear(self.norms[0], self.linears[0], pairs)  # (D, P), (D,)
+        # a contiguous (P, D) weight: its gradient is then pairsᵀ g, a (P, R) x (R, D) product; for a
+        # transposed view autograd forms (gᵀ pairs)ᵀ, a (D, R) x (R, P) product ~15x slower for P = 4
+        h = self.act(batch_norm_rows(self.norms[1], torch.addmm(b, pairs, w.T.contiguous())))  # (R, D)
+        for lin, norm in zip(self.linears[1:], self.norms[2:]):
+            h = self.act(batch_norm_rows(norm, lin(h)))  # (R, D)
+        return self.out(h)  # (R, H)
 
     def forward(self, pairs: Tensor, pair_mask: Tensor) -> Tensor:
         if torch.compiler.is_exporting() and not self.training:
@@ -85,6 +106,8 @@ class ParticleTransformer(nn.Module):
         pair_embed_dims: pair embedding MLP widths (then a Linear to one bias per head).
         num_heads, num_layers, num_cls_layers: heads, particle blocks, class-attention blocks.
         expansion: feed-forward width factor. dropout: attention / feed-forward dropout.
+        attention_groups: at most this many multiplicity groups per batch for attention (a speed
+            setting: the output does not depend on it).
     """
 
     def __init__(
@@ -99,8 +122,10 @@ class ParticleTransformer(nn.Module):
         num_cls_layers: int = 2,
         expansion: int = 4,
         dropout: float = 0.1,
+        attention_groups: int = 16,
     ) -> None:
         super().__init__()
+        self.attention_groups = attention_groups
         dim = embed_dims[-1]
         layers: list[nn.Module] = []
         for a, b in zip([in_features, *embed_dims[:-1]], embed_dims):
@@ -116,6 +141,30 @@ class ParticleTransformer(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, batch: Batch) -> Tensor:
+        if torch.compiler.is_exporting():  # shapes must not depend on the data
+            return self.forward_dense(batch)
+        return self.forward_packed(batch)
+
+    def forward_packed(self, batch: Batch) -> Tensor:
+        """Real particles packed, real pairs packed, attention per multiplicity group."""
+        x, mask = batch.x, batch.mask.bool()
+        groups = JetGroups.from_mask(mask, self.attention_groups)
+        first, second, where = groups.pairs()  # (R,), (R,): real pairs i ≤ j; where: squares -> pair
+        pairs = pair_features_at(groups.pack(batch.p4.to(x.dtype)), first, second, PAIR_NAMES)  # (R, 4)
+        attn = GroupedMask(groups, groups.pair_bias(self.pair_embed.rows(pairs), where))
+        h = self.embed(groups.pack(x))  # (M, D)
+        for block in self.blocks:
+            h = block(h, attn)
+        cls = self.cls_token[0].expand(x.shape[0], -1).to(h.dtype)  # (B, D), jets in sorted order
+        keys = [groups.key_bias(g, h.dtype) for g in range(len(groups.spans))]
+        cls_attn = GroupedMask(groups, keys, cls=True)
+        for block in self.cls_blocks:
+            cls = block(cls, cls_attn, context=torch.cat([cls, h]))  # (B, D)
+        out = self.head(self.norm(cls))  # (B, K), sorted by multiplicity
+        return out.index_select(0, torch.argsort(groups.order))  # (B, K) in batch order
+
+    def forward_dense(self, batch: Batch) -> Tensor:
+        """The (B, N, N) layout: what ``torch.export`` records (no data-dependent shape)."""
         x, p4, mask = batch.x, batch.p4, batch.mask.bool()
         b = x.shape[0]
         pair_mask = mask[:, :, None] & mask[:, None, :]  # (B, N, N)

@@ -11,6 +11,9 @@ broadcast-added. ``Eq2to0`` reads out the two invariants (trace, total).
 Sums run over real particles only (padded pairs are zeroed) and are normalized like PELICAN's
 aggregators, as a mean times (N / n_ref)^α with a learned exponent α per channel (α = 0: mean;
 α = 1: sum / n_ref), so that the output does not depend on the padding and scales sensibly with N.
+
+Both layers also run on packed pairs (``packed``: the R = Σ c² real pairs of a batch as rows,
+``hepnn.nn.packed.JetPairs``), where the aggregates are index sums and no padded pair is computed.
 """
 
 from __future__ import annotations
@@ -18,10 +21,30 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hepnn.nn.packed import JetPairs
+
 
 def _scales(mask: Tensor, alpha: Tensor, n_ref: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Per-jet, per-channel factors (N/n_ref)^α / N and / N². Shapes: (B, N), (C,) -> 2 × (B, 1, C)."""
-    n = mask.sum(1).clamp_min(1).to(dtype)[:, None, None]  # (B, 1, 1)
+    return _scales_of(mask.sum(1), alpha, n_ref, dtype)
+
+
+def _packed_aggregates(t: Tensor, pairs: JetPairs, alpha: Tensor, n_ref: float) -> tuple[Tensor, ...]:
+    """``_aggregates`` of packed pairs: diag, row, column (M, C) and trace, total (B, C)."""
+    scale1, scale2 = (s[:, 0] for s in _scales_of(pairs.counts, alpha, n_ref, t.dtype))  # (B, C) each
+    m, b = len(pairs.row_jet), len(pairs.counts)
+    diag = t.index_select(0, pairs.diag)  # (M, C)
+    per_row = scale1.index_select(0, pairs.row_jet)  # (M, C)
+    row = t.new_zeros(m, t.shape[1]).index_add_(0, pairs.src, t) * per_row  # Σ_k T_ik
+    col = t.new_zeros(m, t.shape[1]).index_add_(0, pairs.dst, t) * per_row  # Σ_k T_ki
+    trace = t.new_zeros(b, t.shape[1]).index_add_(0, pairs.row_jet, diag) * scale1  # (B, C)
+    total = t.new_zeros(b, t.shape[1]).index_add_(0, pairs.pair_jet, t) * scale2  # (B, C)
+    return diag, row, col, trace, total
+
+
+def _scales_of(counts: Tensor, alpha: Tensor, n_ref: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``_scales`` from particle counts. Shapes: (B,), (C,) -> 2 × (B, 1, C)."""
+    n = counts.clamp_min(1).to(dtype)[:, None, None]  # (B, 1, 1)
     grow = (n / n_ref) ** alpha.to(dtype)  # (B, 1, C)
     return grow / n, grow / n**2
 
@@ -73,6 +96,17 @@ class Eq2to2(nn.Module):
         out = out + eye * self.on_diag(d_in)[:, :, None]  # (B, N, 1, C_out) placed on i = j
         return out * pair_mask.unsqueeze(-1).to(out.dtype)
 
+    def packed(self, t: Tensor, pairs: JetPairs) -> Tensor:
+        """The same map on packed pairs. Shapes: t (R, C_in) -> (R, C_out)."""
+        diag, row, col, trace, total = _packed_aggregates(t, pairs, self.alpha, self.n_ref)
+        out = self.pair(torch.cat([t, t.index_select(0, pairs.transpose)], dim=-1))  # (R, C_out)
+        rcd = torch.cat([row, col, diag], -1)  # (M, 3 C_in)
+        out = out + self.rows(rcd).index_select(0, pairs.src) + self.cols(rcd).index_select(0, pairs.dst)
+        glob = torch.cat([trace, total], -1)  # (B, 2 C_in)
+        out = out + self.glob(glob).index_select(0, pairs.pair_jet)  # everywhere
+        d_in = torch.cat([diag, row, col, glob.index_select(0, pairs.row_jet)], -1)  # (M, 5 C_in)
+        return out.index_add(0, pairs.diag, self.on_diag(d_in))  # placed on i = j
+
 
 class Eq2to0(nn.Module):
     """Permutation-invariant readout of pair tensors: normalized trace and total, mixed linearly.
@@ -92,3 +126,8 @@ class Eq2to0(nn.Module):
         scale1, scale2 = _scales(mask, self.alpha, self.n_ref, t.dtype)
         _, _, _, trace, total = _aggregates(t, pair_mask, scale1, scale2)
         return self.linear(torch.cat([trace, total], -1)[:, 0, 0])  # (B, 2 C_in) -> (B, C_out)
+
+    def packed(self, t: Tensor, pairs: JetPairs) -> Tensor:
+        """The same readout of packed pairs. Shapes: t (R, C_in) -> (B, C_out)."""
+        _, _, _, trace, total = _packed_aggregates(t, pairs, self.alpha, self.n_ref)
+        return self.linear(torch.cat([trace, total], -1))  # (B, C_out)

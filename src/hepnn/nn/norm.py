@@ -66,6 +66,25 @@ def batch_norm_rows(norm: MaskedBatchNorm, h: Tensor) -> Tensor:
                         norm.training, norm.momentum, norm.eps)
 
 
+def fold_into_linear(norm: MaskedBatchNorm, linear: nn.Linear, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``linear(norm(x))`` for rows ``x (M, C)`` that are all real, as one affine map ``x @ w.T + b``.
+
+    The normalization is folded into the weights: w = W diag(γ / σ), b = b_W + W (β − μ γ / σ), with
+    the batch statistics of ``x`` in training (running averages updated as ``F.batch_norm`` does)
+    and the running ones in eval. For few input channels (ParT's 4 pair features) this saves the
+    normalized copy of ``x`` and its backward pass; gradients reach γ and β through w and b.
+
+    Shapes: x (M, C) -> w (D, C), b (D,).
+    """
+    if norm.training:
+        mean, var = norm._batch_stats(x, torch.ones(x.shape[0], dtype=torch.bool, device=x.device))
+    else:
+        mean, var = norm.running_mean.to(x.dtype), norm.running_var.to(x.dtype)
+    scale = norm.weight * torch.rsqrt(var + norm.eps)  # (C,)
+    shift = norm.bias - mean * scale  # (C,)
+    return linear.weight * scale, torch.addmv(linear.bias, linear.weight, shift)
+
+
 def uses_batch_norm(model: nn.Module) -> bool:
     """Whether ``model`` normalizes with batch statistics anywhere (torch's or ``MaskedBatchNorm``)."""
     return any(isinstance(m, (nn.modules.batchnorm._BatchNorm, MaskedBatchNorm)) for m in model.modules())

@@ -19,6 +19,7 @@ from torch import nn
 from hepnn.data.batch import Batch
 from hepnn.errors import HepnnError
 from hepnn.log import get_logger
+from hepnn.train.amp import autocast, resolve_amp
 from hepnn.train.distributed import agree, world_size, wrap_ddp
 from hepnn.train.tasks import Task
 
@@ -50,7 +51,7 @@ class Engine:
         schedule: Any,
         *,
         device: str | torch.device = "cpu",
-        amp: str = "none",
+        amp: str = "auto",
         grad_clip: float | None = None,
         compile: bool = False,
         callbacks: Sequence[Any] = (),
@@ -61,11 +62,9 @@ class Engine:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device)
         self.task, self.optimizer, self.schedule = task, optimizer, schedule
-        self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-        if self.amp_dtype is not None and self.device.type == "cpu" and amp == "fp16":
-            raise HepnnError("train.amp=fp16 needs a GPU; use bf16 or none on CPU")
+        self.amp_dtype = resolve_amp(amp, self.device)  # None = fp32; "auto" is decided and logged here
         # fp16 needs loss scaling against gradient underflow; bf16 has fp32's exponent range.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.grad_clip = grad_clip
         self.callbacks = list(callbacks)
         self.progress = progress
@@ -84,9 +83,7 @@ class Engine:
 
     # ---------------------------------------------------------------- training
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def train_step(self, batch: Batch) -> dict[str, float]:
         self.net.train()
@@ -183,7 +180,7 @@ class Engine:
     # ---------------------------------------------------------------- evaluation
     def predict(self, loader: Iterable[Batch]) -> dict[str, np.ndarray]:
         """Concatenated task outputs over a loader (score/pred, y, per-batch loss)."""
-        return predict_outputs(self.net, self.task, loader, self.device, self.autocast)
+        return predict_outputs(self.net, self.task, loader, self.device, self.amp_dtype)
 
     def evaluate(self, loader: Iterable[Batch]) -> dict[str, float]:
         """Validation loss plus the task's headline metrics (accuracy and AUC, or MAE)."""
@@ -233,16 +230,20 @@ class Engine:
 
 @torch.no_grad()
 def predict_outputs(model: nn.Module, task: Task, loader: Iterable[Batch], device: torch.device | str = "cpu",
-                    autocast: Any = contextlib.nullcontext) -> dict[str, np.ndarray]:
+                    amp: str | torch.dtype | None = "auto") -> dict[str, np.ndarray]:
     """Run ``task.outputs`` over every batch in eval mode and concatenate (numpy, float32).
+
+    Precision: ``amp`` as ``train.amp`` ("auto": bf16 autocast where the hardware runs it fast, see
+    ``hepnn.train.amp``), or an autocast dtype already resolved (None = fp32, as the engine passes).
 
     Per-jet outputs come back in the jets' own order, also from a loader that sorts them by
     multiplicity (one with ``order()``); "loss" stays one value per batch."""
     model.eval()
+    dtype = resolve_amp(amp, device) if isinstance(amp, str) else amp
     order = loader.order() if hasattr(loader, "order") else None
     parts: dict[str, list[torch.Tensor]] = {}
     for batch in loader:
-        with autocast():
+        with autocast(device, dtype):
             out = task.outputs(model, batch.to(device))
         for k, v in out.items():
             if v is not None:
