@@ -45,8 +45,9 @@ def run(src: Path, args: list[str], bench: str = "train") -> dict[str, tuple[flo
                          check=True, capture_output=True, text=True, cwd=ROOT).stdout
     rows = {}
     if bench == "stream":
-        words = out.split()
-        return {"stream": (float(words[3].replace(",", "")), float(words[6].replace(",", "")))}
+        line = next(x for x in out.splitlines() if x.startswith("stream "))  # "stream N jets: A jets per CPU-s, B jets per wall-s"
+        words = line.replace(",", "").split()
+        return {"stream": (float(words[3]), float(words[7]))}
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 9 and not line.startswith(("#", "model")):

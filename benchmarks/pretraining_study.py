@@ -9,10 +9,13 @@ the same independent test file (``--test``: 20k + 20k jets resolve 1/eps_B(0.3) 
   ``pretrained:NAME``), and its probe: the pre-trained backbone frozen, the class attention and the
   head trained (the masked-particle task never trains ParT's pooling, so a strictly linear probe
   would sit on a random pooling);
-* ``lorentznet_lite`` and ``pelican_lite`` from scratch (the lectures' other answer for small data).
+* ``lorentznet_lite`` and ``pelican_lite`` from scratch (the lectures' other answer for small data),
+  and ``particlenet_lite`` from scratch (docs/lessons.md, lesson 2: Lorentz symmetry against a generic
+  particle network at a few thousand jets).
 
 The labeled jets are the first ``size`` jets of ``--train`` (a shuffled file), the validation jets
-the next ``max(size / 4, 500)``; the pre-training reads jets from ``--reserve`` on, never those. Finished runs are skipped, so an interrupted study resumes.
+the next ``max(size / 4, 500)``; the pre-training reads jets from ``--reserve`` on, never those
+(or its own file, ``--pretrain-data``). Finished runs are skipped, so an interrupted study resumes.
 
     OMP_NUM_THREADS=1 python benchmarks/pretraining_study.py pretrain --train SAMPLES/toptag-100k/train.parquet \\
         --out runs/study                      # masked-particle pre-training of ParT-lite on jets 20k..
@@ -43,6 +46,8 @@ ROWS = {  # row -> (config, extra overrides; {backbone} is filled in)
                                                                        "train.freeze=[embed.*, pair_embed.*, blocks.*]"]),
     "lorentznet_lite scratch": ("top_tagging/lorentznet.yaml", ["model.name=lorentznet_lite", "model.params={}"]),
     "pelican_lite scratch": ("top_tagging/pelican.yaml", ["model.name=pelican_lite", "model.params={}"]),
+    "particlenet_lite scratch": ("top_tagging/particlenet_lite.yaml", []),  # lesson 2 of docs/lessons.md
+    "bdt (jet observables)": ("top_tagging/bdt.yaml", []),  # the reference of lesson 1
 }
 
 
@@ -66,7 +71,10 @@ def hepnn(args: list[str], log: Path) -> int:
 
 
 def pretrain(a: argparse.Namespace) -> None:
-    data = slice_file(a.train, a.out / "data" / "pretrain.parquet", a.reserve, a.reserve + a.pretrain_jets)
+    if a.pretrain_data:  # unlabeled jets of their own (labels, if any, are not read)
+        data = a.pretrain_data
+    else:
+        data = slice_file(a.train, a.out / "data" / "pretrain.parquet", a.reserve, a.reserve + a.pretrain_jets)
     run = a.out / "pretrain"
     if (run / "model.safetensors").is_file():
         return
@@ -111,13 +119,14 @@ def table(a: argparse.Namespace) -> None:
             if not runs:
                 continue
             ms = [json.loads(p.read_text()) for p in runs]
-            epochs = [len(p.with_name("history.csv").read_text().splitlines()) - 1 for p in runs]
+            epochs = [len(p.with_name("history.csv").read_text().splitlines()) - 1 for p in runs
+                      if p.with_name("history.csv").is_file()]  # tree models have no epochs
 
             def pm(key: str, fmt: str) -> str:
                 v = np.array([m[key] for m in ms], dtype=float)
                 return f"{v.mean():{fmt}}" + (f" ± {v.std(ddof=1):{fmt}}" if len(v) > 1 else "")
-            lines.append(f"| {size} | {row} | {len(ms)} | {pm('auc', '.4f')} | {pm('rej30', '.0f')} | "
-                         f"{np.mean(epochs):.1f} | {pm('train_cpu_s', '.0f')} |")
+            cost = f"{np.mean(epochs):.1f} | {pm('train_cpu_s', '.0f')}" if epochs else f"— | {pm('train_cpu_s', '.1f')}"
+            lines.append(f"| {size} | {row} | {len(ms)} | {pm('auc', '.4f')} | {pm('rej30', '.0f')} | {cost} |")
     text = "\n".join(lines) + "\n"
     (a.out / "study.md").write_text(text)
     print(text)
@@ -139,6 +148,8 @@ def main() -> None:
     p.add_argument("--reserve", type=int, default=20_000,
                    help="jets 0..RESERVE of --train: the labeled sizes and their validation, never pre-trained on")
     p.add_argument("--pretrain-jets", type=int, default=80_000)
+    p.add_argument("--pretrain-data", type=Path, default=None,
+                   help="a file of jets to pre-train on instead of --train's jets from --reserve on")
     p.add_argument("--pretrain-epochs", type=int, default=5)
     a = p.parse_args()
     a.backbone = a.backbone or str(a.out / "pretrain")

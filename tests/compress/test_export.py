@@ -21,6 +21,12 @@ SMALL = {
     "pelican": dict(embed_channels=4, msg_channels=8, eq_channels=4, num_layers=1, readout=8),
     "pelican_lite": dict(num_layers=1), "pfn": dict(phi=(16, 16), f=(16,)), "pointnet": dict(shared=(16, 16), head=(16,)),
     "transformer": dict(dim=16, num_heads=2, num_layers=1, expansion=2),
+    # the pre-training models at the same small sizes as their classifiers
+    "mpm_part_lite": dict(embed_dims=(16, 16), pair_embed_dims=(8,), num_heads=2, num_layers=1, num_ranks=64),
+    "mpm_transformer": dict(dim=16, num_heads=2, num_layers=1, expansion=2, num_ranks=64),
+    "gpt_classifier": dict(codebook_size=64, tokenizer_hidden=(16,), dim=16, num_heads=2, num_layers=1),
+    "gpt_particles": dict(codebook_size=64, tokenizer_hidden=(16,), dim=16, num_heads=2, num_layers=1),
+    "vqvae_particles": dict(codebook_size=64, hidden=(16,)),
 }
 _PACKED = "pack_padded_sequence has data-dependent lengths; torch.export cannot trace it"
 _NOISE = "forward draws noise of a symbolic shape (SymIntArrayRef expected concrete integers)"

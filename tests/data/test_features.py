@@ -189,11 +189,11 @@ def test_pair_features_match_vector_brute_force():
                     assert (out[b, i, j] == 0).all()
                     continue
                 va, vb = (vector.obj(**dict(zip(("E", "px", "py", "pz"), p4[b, k].tolist()))) for k in (i, j))
-                delta = va.deltaRapidityPhi(vb)
+                delta = max(va.deltaRapidityPhi(vb), PF.DELTA_MIN)
                 ptmin = min(va.pt, vb.pt)
                 want = [
-                    math.log(max(ptmin * delta, 1e-8)), math.log(ptmin / (va.pt + vb.pt)),
-                    math.log(max(delta, 1e-8)), math.log((va + vb).tau2), va.dot(vb), math.log(va.dot(vb)),
+                    math.log(ptmin * delta), math.log(ptmin / (va.pt + vb.pt)),
+                    math.log(delta), math.log((va + vb).tau2), va.dot(vb), math.log(va.dot(vb)),
                 ]  # fmt: skip
                 np.testing.assert_allclose(out[b, i, j].numpy(), want, rtol=1e-8, atol=1e-8)
 
@@ -202,12 +202,24 @@ def test_pair_diagonal_and_self_pairs_option():
     p4, mask = padded_batch(np.random.default_rng(5), [3], 3)
     diag = PF.pair_features(p4, mask, PAIRS).diagonal(dim1=1, dim2=2)[0]  # (P, N)
     m2 = F.mass2(p4[0])
-    torch.testing.assert_close(diag[0], torch.full((3,), math.log(1e-8), dtype=torch.float64))
+    torch.testing.assert_close(diag[0], torch.log(F.pt(p4[0]) * PF.DELTA_MIN))
     torch.testing.assert_close(diag[1], torch.full((3,), math.log(0.5), dtype=torch.float64))
     torch.testing.assert_close(diag[3], torch.log(4 * m2))
     torch.testing.assert_close(diag[4], m2)
     off = PF.pair_features(p4, mask, PAIRS, self_pairs=False)
     assert (off.diagonal(dim1=1, dim2=2) == 0).all()
+
+
+def test_calorimeter_twins_get_the_floor_not_rounding_noise():
+    """Two particles in one calorimeter cell (same direction, different energies), stored in float32:
+    their Δ is rounding noise of 1e-8..1e-7, and ln Δ is ln DELTA_MIN whatever the noise."""
+    rng = np.random.default_rng(7)
+    pt_, eta, phi_ = rng.uniform(1, 50, (64, 2)), rng.uniform(-2, 2, (64, 1)), rng.uniform(-3, 3, (64, 1))
+    eta, phi_ = np.repeat(eta, 2, 1), np.repeat(phi_, 2, 1)  # pairs of twins
+    p4 = np.stack([pt_ * np.cosh(eta), pt_ * np.cos(phi_), pt_ * np.sin(phi_), pt_ * np.sinh(eta)], -1)
+    p4 = torch.from_numpy(p4).float()  # rounding makes their directions differ by ~1e-7
+    out = PF.pair_features(p4, torch.ones(64, 2, dtype=torch.bool), ["ln_dr"])
+    torch.testing.assert_close(out[:, 0, 1, 0], torch.full((64,), math.log(PF.DELTA_MIN)))
 
 
 def test_pair_features_are_precise_in_float32_for_collinear_pairs():

@@ -130,7 +130,8 @@ def test_loaded_part_lite_computes_the_pretrained_representation(jets_batch):
     seen = {}
     part.blocks[-1].register_forward_hook(lambda m, i, o: seen.setdefault("h", o))
     with torch.no_grad():
-        part(jets_batch)
+        # the dense (B, N, C) layout; the packed one that training runs equals it (tests/models/test_part.py)
+        part.forward_dense(jets_batch)
         h = mpm.encode(jets_batch, torch.zeros_like(jets_batch.mask))
     real = jets_batch.mask
     torch.testing.assert_close(h[real], seen["h"][real], rtol=1e-10, atol=1e-10)

@@ -171,3 +171,20 @@ def test_config_checks():
         load_config(ROOT / "configs/top_tagging/pfn.yaml", ["train.lr_factors={phi.*: 0}"])
     with pytest.raises(ConfigError, match="drop train.freeze"):
         load_config(ROOT / "configs/top_tagging/pfn.yaml", ["train.linear_probe=true", "train.freeze=[phi.*]"])
+
+
+def test_the_shipped_backbone_loads_into_part_lite():
+    """The committed masked-particle backbone: listed, its provenance complete and free of machine
+    paths, its checksum right, and part_lite gets every backbone weight from it (only the class
+    attention, the final norm and the head are new, as docs/pretraining.md says)."""
+    from hepnn import pretrained
+
+    info = pretrained.info("mpm_part_lite_toptag15k")
+    assert info["model"] == "mpm_part_lite" and info["task"] == "masked_particles"
+    assert info["data"].startswith("hepnn generate --preset toptag-100k") and info["rebuild"]
+    assert "/work/" not in json.dumps(info) and "/home/" not in json.dumps(info)
+    model = create_model("part_lite")
+    report = load_init(model, "pretrained:mpm_part_lite_toptag15k")
+    assert {k.split(".")[0] for k in report["initialized"]} == {"cls_blocks", "cls_token", "head", "norm"}
+    assert report["shape_mismatch"] == {}
+    assert any(k.startswith("blocks.") for k in report["loaded"])

@@ -16,6 +16,15 @@ from hepnn.data.features import mass2, phi, pt, validate_names, zero_padded
 
 PAIR_FEATURES = ("ln_kt", "ln_z", "ln_dr", "ln_m2", "minkowski", "ln_minkowski")
 
+# The angular distance Δ of a pair, as it enters ln Δ and ln kT, is floored at 1e-4. Detector-level
+# jets hold "twins": a photon and a neutral hadron in the same calorimeter cell share its direction,
+# and after float32 storage their Δ is 1e-8..5e-7, the rounding noise of y and φ. Taken at face value
+# (ParT clamps only at 1e-8), ln Δ of a twin is a random number between -18 and -14 that depends on
+# the last bit of φ, which ONNX Runtime computes differently (its Atan is ~2e-7 off in float64).
+# Any real pair is farther apart: calorimeter cells are >= 0.025 wide and tracks 1e-4 apart are
+# collinear splittings the detector cannot resolve either.
+DELTA_MIN = 1e-4
+
 
 @torch.no_grad()  # pair features are model inputs, as in ParT: no gradient flows back to p4
 def pair_features(
@@ -28,8 +37,9 @@ def pair_features(
 ) -> Tensor:
     """Pairwise interaction features of ParT (arXiv:2202.03772, eq. 3), built per batch.
 
-    Δ = sqrt(Δy² + Δφ²) in rapidity y; kT = min(pT_a, pT_b) Δ; z = min(pT_a, pT_b) / (pT_a + pT_b);
-    m² = (E_a + E_b)² − |p_a + p_b|². Logarithms take arguments clamped at ``eps``, as in ParT.
+    Δ = max(sqrt(Δy² + Δφ²), DELTA_MIN) in rapidity y; kT = min(pT_a, pT_b) Δ;
+    z = min(pT_a, pT_b) / (pT_a + pT_b); m² = (E_a + E_b)² − |p_a + p_b|². Logarithms take arguments
+    clamped at ``eps``, as in ParT.
 
     m² and p_a·p_b are evaluated in the cancellation-free form
         p_a·p_b = (mT_a mT_b − pT_a pT_b) + 2 mT_a mT_b sinh²(Δy/2) + 2 pT_a pT_b sin²(Δφ/2),
@@ -38,7 +48,7 @@ def pair_features(
     precision in float32 where the naive (E_a + E_b)² − |p_a + p_b|² loses it all.
 
     Diagonal: with ``self_pairs=True`` (ParT's default) a particle paired with itself uses the same
-    formulas (Δ = 0 so ln Δ = ln kT = ln eps, z = ½, m² = 4 m², p·p = m²); with ``self_pairs=False``
+    formulas (Δ = DELTA_MIN, kT = pT DELTA_MIN, z = ½, m² = 4 m², p·p = m²); with ``self_pairs=False``
     the diagonal is 0 like a padded pair. Entries where either particle is padded are exactly 0.
 
     Memory: output O(B N² P) in the input dtype, allocated once as a channels-first (B, P, N, N)
@@ -95,11 +105,11 @@ def _pair_channels(names: Sequence[str], inputs: tuple[Tensor, ...], a: Any, c: 
         if name not in cache:
             if name == "dy":
                 cache[name] = yi[a] - yi[c]
-            elif name == "dphi":  # wrap into (-π, π] in place: one buffer
-                d = phii[c] - phii[a]  # −Δφ
-                cache[name] = d.add_(math.pi).remainder_(2 * math.pi).neg_().add_(math.pi)
-            elif name == "delta":
-                cache[name] = torch.hypot(get("dy"), get("dphi"))
+            elif name == "dphi":  # wrapped into [-π, π]; a small Δφ stays exact (no round trip through ±π)
+                d = phii[a] - phii[c]
+                cache[name] = d.sub_(torch.round(d / (2 * math.pi)).mul_(2 * math.pi))
+            elif name == "delta":  # floored at DELTA_MIN: below it Δ is float32 noise (see there)
+                cache[name] = torch.hypot(get("dy"), get("dphi")).clamp_min_(DELTA_MIN)
             elif name == "ptmin":
                 cache[name] = torch.minimum(pti[a], pti[c])
             elif name == "dot":
