@@ -95,7 +95,7 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
     overrides = [f"data.train={train}", f"data.val={val}", f"data.test={a.test}", f"train.seed={seed}",
                  f"train.epochs={a.max_epochs}", "train.early_stopping={metric: val_auc, mode: max, patience: 5}",
                  "evaluate.plots=false", "evaluate.overtraining_jets=0", f"data.max_particles={a.max_particles}",
-                 *(o.format(backbone=a.backbone) for o in extra)]
+                 *(o.replace("{backbone}", str(a.backbone)) for o in extra)]
     rc = hepnn(["train", str(ROOT / "configs" / config), *overrides, "--out", str(out)], out.with_suffix(".log"))
     print(f"{row} n={size} seed {seed}: {'ok' if rc == 0 else f'FAILED rc={rc}'}", flush=True)
 

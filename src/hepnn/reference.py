@@ -298,6 +298,11 @@ def main(argv: list[str] | None = None) -> None:
     from hepnn.log import get_logger
 
     args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1 or (args and args[0].startswith("-")):
+        print(main.__doc__.split(":")[0].strip("`") if args[0] in ("-h", "--help") else
+              f"python -m hepnn.reference: unexpected {' '.join(args)!r}; usage: python -m hepnn.reference [OUT_DIR]",
+              file=sys.stdout if args[0] in ("-h", "--help") else sys.stderr)
+        raise SystemExit(0 if args[0] in ("-h", "--help") else 2)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for path in write_reference(args[0] if args else "docs/reference"):
         get_logger(__name__).info("wrote %s", path)

@@ -79,3 +79,14 @@ def test_config_reference_lists_registered_models(generated: dict[str, str]) -> 
     text = generated["config.md"]
     for name in list_models():
         assert f"| `{name}` | {get_model_spec(name).family} |" in text, name
+
+
+def test_reference_script_refuses_options_instead_of_writing_a_folder_named_after_them(tmp_path, capsys):
+    from hepnn.reference import main
+
+    with pytest.raises(SystemExit) as err:
+        main(["--help"])
+    assert err.value.code == 0 and "OUT_DIR" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as err:
+        main([str(tmp_path / "a"), "b"])
+    assert err.value.code == 2 and not (tmp_path / "a").exists()

@@ -188,3 +188,19 @@ def test_the_shipped_backbone_loads_into_part_lite():
     assert {k.split(".")[0] for k in report["initialized"]} == {"cls_blocks", "cls_token", "head", "norm"}
     assert report["shape_mismatch"] == {}
     assert any(k.startswith("blocks.") for k in report["loaded"])
+
+
+def test_supervised_three_class_pretraining_fine_tunes_to_two_classes(tmp_path):
+    """configs/pretrain/supervised_3class_part_lite.yaml: a 3-class ParT-lite whose backbone a
+    2-class part_lite loads; the head (3 outputs there, 2 here) is new, everything else is loaded."""
+    from hepnn.config import load_config
+    from hepnn.runs import build_model
+
+    cfg = load_config(ROOT / "configs/pretrain/supervised_3class_part_lite.yaml")
+    three = build_model(cfg)
+    assert three.head.out_features == 3
+    save_file({k: v.contiguous() for k, v in three.state_dict().items()}, tmp_path / "three.safetensors")
+    two = create_model("part_lite")
+    report = load_init(two, str(tmp_path / "three.safetensors"))
+    assert {k.split(".")[0] for k in report["initialized"]} == {"head"}
+    assert set(report["shape_mismatch"]) == {"head.weight", "head.bias"}
