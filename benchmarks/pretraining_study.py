@@ -15,7 +15,8 @@ the same independent test file (``--test``: 20k + 20k jets resolve 1/eps_B(0.3) 
 
 The labeled jets are the first ``size`` jets of ``--train`` (a shuffled file), the validation jets
 the next ``max(size / 4, 500)``; the pre-training reads jets from ``--reserve`` on, never those
-(or its own file, ``--pretrain-data``). Finished runs are skipped, so an interrupted study resumes.
+(or its own file, ``--pretrain-data``). Finished runs are skipped, and so are started ones, so two
+sweeps can share the work; after an interruption, ``--retry`` reruns the started runs without metrics.
 
     OMP_NUM_THREADS=1 python benchmarks/pretraining_study.py pretrain --train SAMPLES/toptag-100k/train.parquet \\
         --out runs/study                      # masked-particle pre-training of ParT-lite on jets 20k..
@@ -88,6 +89,9 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
     out = a.out / "runs" / row.replace(" ", "_").replace("(", "").replace(")", "") / f"n{size}" / f"seed{seed}"
     if (out / "metrics.json").is_file():
         return
+    if out.with_suffix(".log").is_file() and not a.retry:  # started by another sweep (or failed: --retry)
+        print(f"{row} n={size} seed {seed}: skipped, {out.with_suffix('.log')} exists", flush=True)
+        return
     n_val = max(size // 4, 500)
     train = slice_file(a.train, a.out / "data" / f"train{size}.parquet", 0, size)
     val = slice_file(a.train, a.out / "data" / f"val{size}.parquet", size, size + n_val)
@@ -143,6 +147,7 @@ def main() -> None:
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--rows", type=lambda s: s.split(","), default=list(ROWS))
     p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--retry", action="store_true", help="rerun runs that have a log but no metrics (failed ones)")
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--max-particles", type=int, default=64)
     p.add_argument("--reserve", type=int, default=20_000,
