@@ -161,5 +161,5 @@ def _notes(runs: Sequence[Path]) -> list[str]:
     n_train = max((n or 0) for _, _, n in results.values())
     notes.append(f"With {n_train} training jets the observables' built-in physics is worth a lot: the lectures' "
                  "ranking (particle-level networks above jet observables) needs far more jets, and LorentzNet "
-                 "and PELICAN are the models built for few jets; docs/lessons.md measures both.")
+                 "and PELICAN are built for few jets; docs/lessons.md measures both claims on these jets.")
     return notes
