@@ -163,7 +163,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--work", type=Path, default=Path("/tmp/weaver-compare"))
-    p.add_argument("--weaver", default="/work/weaver-venv/bin/weaver")
+    p.add_argument("--weaver", default=str(Path(os.environ.get("WEAVER_VENV", ROOT.parent / "weaver-venv")) / "bin" / "weaver"),
+                   help="weaver command (default: $WEAVER_VENV/bin/weaver, $WEAVER_VENV = ../weaver-venv)")
     p.add_argument("--skip", choices=["weaver", "hepnn"], help="run one side only")
     p.add_argument("--set", nargs="*", default=[], help="extra hepnn overrides, key=value")
     p.add_argument("--throughput", action="store_true", help="training speed of both, back to back, and the ratio")

@@ -1,6 +1,6 @@
 """weaver-core's ParticleNet / ParticleTransformer training step timed on hepnn's jets (model only).
 
-    OMP_NUM_THREADS=1 /work/weaver-venv/bin/python benchmarks/weaver/model_step.py [--steps 2]
+    OMP_NUM_THREADS=1 "$WEAVER_VENV"/bin/python benchmarks/weaver/model_step.py [--steps 2]
 
 The fallback when the full ``run.sh`` is too slow on a loaded machine: the inputs of ``top_kin.yaml``
 (7 features, Δη/Δφ points, four-vectors, mask; padded to 128 like weaver) for random batches of 256

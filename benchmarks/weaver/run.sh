@@ -7,9 +7,9 @@
 set -euo pipefail
 MODEL=${1:-particlenet}
 STEPS=${2:-12}
-WEAVER=${WEAVER:-/work/weaver-venv/bin/weaver}
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+WEAVER=${WEAVER:-${WEAVER_VENV:-$REPO/../weaver-venv}/bin/weaver}  # README.md: the venv beside the repository
 WORK=${WORK:-/tmp/weaver-bench}
 mkdir -p "$WORK"
 cp "$HERE/top_kin.yaml" "$WORK/top_kin.yaml"  # weaver writes top_kin.*.auto.yaml beside its config

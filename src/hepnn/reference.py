@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import sys
 import textwrap
 import tokenize
 import types
@@ -293,18 +292,16 @@ def _cell(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m hepnn.reference [OUT_DIR]``: write the reference pages and log where."""
+    import argparse
     import logging
 
     from hepnn.log import get_logger
 
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1 or (args and args[0].startswith("-")):
-        print(main.__doc__.split(":")[0].strip("`") if args[0] in ("-h", "--help") else
-              f"python -m hepnn.reference: unexpected {' '.join(args)!r}; usage: python -m hepnn.reference [OUT_DIR]",
-              file=sys.stdout if args[0] in ("-h", "--help") else sys.stderr)
-        raise SystemExit(0 if args[0] in ("-h", "--help") else 2)
+    parser = argparse.ArgumentParser(prog="python -m hepnn.reference", description="Write docs/reference/*.md.")
+    parser.add_argument("out_dir", nargs="?", default="docs/reference", metavar="OUT_DIR")
+    args = parser.parse_args(argv)  # --help: usage and exit 0; anything else unknown: exit 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for path in write_reference(args[0] if args else "docs/reference"):
+    for path in write_reference(args.out_dir):
         get_logger(__name__).info("wrote %s", path)
 
 
