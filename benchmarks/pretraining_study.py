@@ -9,6 +9,12 @@ the same independent test file (``--test``: 20k + 20k jets resolve 1/eps_B(0.3) 
   ``pretrained:NAME``), and its probe: the pre-trained backbone frozen, the class attention and the
   head trained (the masked-particle task never trains ParT's pooling, so a strictly linear probe
   would sit on a random pooling);
+* ``gpt_classifier`` (OmniJet-alpha's backbone over VQ-VAE tokens) fine-tuned from a next-particle
+  pre-training (``--gpt``: a ``gpt_particles`` run), and from scratch on the same frozen tokenizer
+  (``--tokenizer``: the ``vqvae_particles`` run the GPT was trained on);
+* ``part_lite`` fine-tuned from a supervised pre-training on another task, W vs QCD
+  (``--supervised``: a run of ``configs/pretrain/supervised_3class_part_lite.yaml`` with two classes
+  on ``--supervised-data``, W jets labeled 1);
 * ``lorentznet_lite`` and ``pelican_lite`` from scratch (the lectures' other answer for small data),
   and ``particlenet_lite`` from scratch (docs/lessons.md, lesson 2: Lorentz symmetry against a generic
   particle network at a few thousand jets).
@@ -18,11 +24,18 @@ the next ``max(size / 4, 500)``; the pre-training reads jets from ``--reserve`` 
 (or its own file, ``--pretrain-data``). Finished runs are skipped, and so are started ones, so two
 sweeps can share the work; after an interruption, ``--retry`` reruns the started runs without metrics.
 
+With the whole ``toptag-100k`` train file (``--reserve``/``--pretrain-jets`` pick the jets):
+
     OMP_NUM_THREADS=1 python benchmarks/pretraining_study.py pretrain --train SAMPLES/toptag-100k/train.parquet \\
         --out runs/study                      # masked-particle pre-training of ParT-lite on jets 20k..
     OMP_NUM_THREADS=1 python benchmarks/pretraining_study.py sweep --train SAMPLES/toptag-100k/train.parquet \\
         --test SAMPLES/toptag-100k/test.parquet --backbone runs/study/pretrain --out runs/study --jobs 2
     python benchmarks/pretraining_study.py table --out runs/study   # the markdown table
+
+or, as docs/pretraining.md measured it, from a part of the presets' shards: ``files`` merges them
+into OUT/data (test, unlabeled pre-training, labeled and W-vs-QCD files), then ``pretrain
+--pretrain-data OUT/data/pretrain.parquet --tasks mpm,vqvae,next_particle`` and ``--tasks supervised
+--supervised-data OUT/data/wqcd.parquet``, then ``sweep --train OUT/data/labeled.parquet``.
 """
 
 from __future__ import annotations
@@ -38,18 +51,52 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = {  # row -> (config, extra overrides; {backbone} is filled in)
+ROWS = {  # row -> (config, extra overrides; {backbone}, {gpt}, {tokenizer}, {supervised} are filled in)
     "part_lite scratch": ("top_tagging/part_lite.yaml", []),
     "part_lite fine-tuned (MPM)": ("top_tagging/part_lite.yaml", ["train.init_from={backbone}"]),
     # the probe of a masked-particle backbone: the pre-training never trains ParT's class-attention
     # pooling, so it is trained with the head and everything the pre-training did train stays frozen
     "part_lite frozen backbone (MPM)": ("top_tagging/part_lite.yaml", ["train.init_from={backbone}",
                                                                        "train.freeze=[embed.*, pair_embed.*, blocks.*]"]),
+    "part_lite fine-tuned (W vs QCD)": ("top_tagging/part_lite.yaml", ["train.init_from={supervised}"]),
+    # OmniJet-alpha: the classifier needs a tokenizer even from scratch (the VQ-VAE, frozen in both rows)
+    "gpt scratch (tokenizer only)": ("top_tagging/gpt_classifier.yaml", ["train.init_from={tokenizer}"]),
+    "gpt fine-tuned (next-particle)": ("top_tagging/gpt_classifier.yaml", ["train.init_from={gpt}"]),
     "lorentznet_lite scratch": ("top_tagging/lorentznet.yaml", ["model.name=lorentznet_lite", "model.params={}"]),
     "pelican_lite scratch": ("top_tagging/pelican.yaml", ["model.name=pelican_lite", "model.params={}"]),
     "particlenet_lite scratch": ("top_tagging/particlenet_lite.yaml", []),  # lesson 2 of docs/lessons.md
     "bdt (jet observables)": ("top_tagging/bdt.yaml", []),  # the reference of lesson 1
 }
+
+
+def files(a: argparse.Namespace) -> None:
+    """The study's files in OUT/data, merged (shuffled, byte-reproducibly) from the presets' shards.
+
+    ``--shards`` is the ``toptag-100k`` preset's shard folder, ``--w-shards`` (optional) the
+    ``toptag-3class`` one. Train shards 0..2 of each class are the unlabeled pre-training jets, 3..6
+    the labeled ones (never pre-trained on); the W jets are labeled 1 against pre-training QCD jets.
+    """
+    from hepnn.generate import merge_files
+
+    def shards(part: str, indices: range, root: Path = a.shards) -> list[Path]:
+        return [root / part / f"shard-{i:05d}.parquet" for i in indices]
+
+    plan = {  # file -> (shards in order, labels to write or None)
+        "test.parquet": (shards("test-top", range(1)) + shards("test-qcd", range(8)), None),
+        "pretrain.parquet": (shards("train-top", range(3)) + shards("train-qcd", range(3)), None),
+        "labeled.parquet": (shards("train-top", range(3, 7)) + shards("train-qcd", range(3, 7)), None),
+    }
+    if a.w_shards:
+        plan["wqcd.parquet"] = (shards("pretrain-w", range(3), a.w_shards) + shards("train-qcd", range(3)),
+                                [1, 1, 1, None, None, None])
+    missing = [str(p) for paths, _ in plan.values() for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"missing shards: {', '.join(missing)}; make them with `hepnn generate --preset "
+                         "toptag-100k --shards A:B` (docs/pretraining.md lists the ranges)")
+    for name, (paths, labels) in plan.items():
+        if not (a.out / "data" / name).is_file():
+            merge_files(paths, a.out / "data" / name, shuffle_seed=0, labels=labels)
+        print(a.out / "data" / name, flush=True)
 
 
 def slice_file(src: Path, dst: Path, start: int, stop: int) -> Path:
@@ -71,18 +118,38 @@ def hepnn(args: list[str], log: Path) -> int:
         return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+PRETRAININGS = {  # --tasks name -> (config, run directory under --out, the run it starts from, overrides)
+    "mpm": ("mpm_part_lite.yaml", "pretrain", None, []),
+    "vqvae": ("vqvae_particles.yaml", "pretrain_vq", None, []),
+    "next_particle": ("gpt_particles.yaml", "pretrain_gpt", "pretrain_vq", []),  # the GPT needs the tokenizer
+    "supervised": ("supervised_3class_part_lite.yaml", "pretrain_wqcd", None, ["data.num_classes=2"]),  # labeled
+}
+
+
 def pretrain(a: argparse.Namespace) -> None:
     if a.pretrain_data:  # unlabeled jets of their own (labels, if any, are not read)
         data = a.pretrain_data
     else:
         data = slice_file(a.train, a.out / "data" / "pretrain.parquet", a.reserve, a.reserve + a.pretrain_jets)
-    run = a.out / "pretrain"
-    if (run / "model.safetensors").is_file():
-        return
-    cfg = ROOT / "configs" / "pretrain" / "mpm_part_lite.yaml"
-    rc = hepnn(["train", str(cfg), f"data.train={data}", f"train.epochs={a.pretrain_epochs}", "evaluate.plots=false",
-                "--out", str(run)], a.out / "pretrain.log")
-    print(f"pre-training: {'ok' if rc == 0 else f'FAILED rc={rc}'} ({a.out / 'pretrain.log'})", flush=True)
+    for task in a.tasks:
+        config, name, start, extra = PRETRAININGS[task]
+        run = a.out / name
+        if (run / "model.safetensors").is_file():
+            continue
+        extra = extra + ([f"train.init_from={a.out / start}"] if start else [])
+        jets = a.supervised_data if task == "supervised" else data
+        rc = hepnn(["train", str(ROOT / "configs" / "pretrain" / config), f"data.train={jets}", f"train.epochs={a.pretrain_epochs}",
+                    "evaluate.plots=false", *extra, "--out", str(run)], a.out / f"{name}.log")
+        print(f"pre-training {task}: {'ok' if rc == 0 else f'FAILED rc={rc}'} ({a.out / f'{name}.log'})", flush=True)
+        if rc != 0:
+            return
+
+
+def fill(override: str, a: argparse.Namespace) -> str:
+    """A row's override with the pre-training runs it names ({backbone}, {gpt}, ...) filled in."""
+    for key in ("backbone", "gpt", "tokenizer", "supervised"):
+        override = override.replace("{" + key + "}", str(getattr(a, key)))
+    return override
 
 
 def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
@@ -99,7 +166,7 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
     overrides = [f"data.train={train}", f"data.val={val}", f"data.test={a.test}", f"train.seed={seed}",
                  f"train.epochs={a.max_epochs}", "train.early_stopping={metric: val_auc, mode: max, patience: 5}",
                  "evaluate.plots=false", "evaluate.overtraining_jets=0", f"data.max_particles={a.max_particles}",
-                 *(o.replace("{backbone}", str(a.backbone)) for o in extra)]
+                 *(fill(o, a) for o in extra)]
     rc = hepnn(["train", str(ROOT / "configs" / config), *overrides, "--out", str(out)], out.with_suffix(".log"))
     print(f"{row} n={size} seed {seed}: {'ok' if rc == 0 else f'FAILED rc={rc}'}", flush=True)
 
@@ -138,10 +205,18 @@ def table(a: argparse.Namespace) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["pretrain", "sweep", "table"])
+    p.add_argument("mode", choices=["files", "pretrain", "sweep", "table"])
+    p.add_argument("--shards", type=Path, help="files: the toptag-100k preset's shard folder (SAMPLES/shards)")
+    p.add_argument("--w-shards", type=Path, help="files: the toptag-3class preset's shard folder (W jets)")
     p.add_argument("--train", type=Path, help="shuffled labeled sample (e.g. toptag-100k train.parquet)")
     p.add_argument("--test", type=Path, help="independent test file (e.g. toptag-100k test.parquet)")
-    p.add_argument("--backbone", default=None, help="pre-training run directory or pretrained:NAME")
+    p.add_argument("--backbone", default=None, help="masked-particle pre-training: run directory or pretrained:NAME")
+    p.add_argument("--gpt", default=None, help="next-particle pre-training run (default OUT/pretrain_gpt)")
+    p.add_argument("--tokenizer", default=None, help="its VQ-VAE tokenizer run (default OUT/pretrain_vq)")
+    p.add_argument("--supervised", default=None, help="supervised (W vs QCD) pre-training run (default OUT/pretrain_wqcd)")
+    p.add_argument("--supervised-data", type=Path, default=None, help="labeled W (1) and QCD (0) jets for --tasks supervised")
+    p.add_argument("--tasks", type=lambda s: s.split(","), default=["mpm"],
+                   help=f"pre-trainings to run, comma list of {', '.join(PRETRAININGS)}")
     p.add_argument("--out", type=Path, default=Path("runs/pretraining_study"))
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[500, 2000, 8000])
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
@@ -158,14 +233,23 @@ def main() -> None:
     p.add_argument("--pretrain-epochs", type=int, default=5)
     a = p.parse_args()
     a.backbone = a.backbone or str(a.out / "pretrain")
+    a.gpt = a.gpt or str(a.out / "pretrain_gpt")
+    a.supervised = a.supervised or str(a.out / "pretrain_wqcd")
+    a.tokenizer = a.tokenizer or str(a.out / "pretrain_vq")
     unknown = [r for r in a.rows if r not in ROWS]
     if unknown:
         p.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
-    if a.mode != "table" and a.train is None:
+    if a.mode == "pretrain" and "supervised" in a.tasks and a.supervised_data is None:
+        p.error("--tasks supervised needs --supervised-data (W jets labeled 1, QCD jets 0)")
+    if set(a.tasks) - set(PRETRAININGS):
+        p.error(f"unknown pre-training tasks {sorted(set(a.tasks) - set(PRETRAININGS))}; choose from {list(PRETRAININGS)}")
+    if a.mode == "files" and a.shards is None:
+        p.error("files needs --shards")
+    if a.mode in ("pretrain", "sweep") and a.train is None:
         p.error("--train is required")
     if a.mode == "sweep" and a.test is None:
         p.error("--test is required for the sweep")
-    {"pretrain": pretrain, "sweep": sweep, "table": table}[a.mode](a)
+    {"files": files, "pretrain": pretrain, "sweep": sweep, "table": table}[a.mode](a)
 
 
 if __name__ == "__main__":
