@@ -127,17 +127,18 @@ PRETRAININGS = {  # --tasks name -> (config, run directory under --out, the run 
 
 
 def pretrain(a: argparse.Namespace) -> None:
-    if a.pretrain_data:  # unlabeled jets of their own (labels, if any, are not read)
-        data = a.pretrain_data
-    else:
-        data = slice_file(a.train, a.out / "data" / "pretrain.parquet", a.reserve, a.reserve + a.pretrain_jets)
     for task in a.tasks:
         config, name, start, extra = PRETRAININGS[task]
         run = a.out / name
         if (run / "model.safetensors").is_file():
             continue
         extra = extra + ([f"train.init_from={a.out / start}"] if start else [])
-        jets = a.supervised_data if task == "supervised" else data
+        if task == "supervised":
+            jets = a.supervised_data
+        elif a.pretrain_data:  # unlabeled jets of their own (labels, if any, are not read)
+            jets = a.pretrain_data
+        else:
+            jets = slice_file(a.train, a.out / "data" / "pretrain.parquet", a.reserve, a.reserve + a.pretrain_jets)
         rc = hepnn(["train", str(ROOT / "configs" / "pretrain" / config), f"data.train={jets}", f"train.epochs={a.pretrain_epochs}",
                     "evaluate.plots=false", *extra, "--out", str(run)], a.out / f"{name}.log")
         print(f"pre-training {task}: {'ok' if rc == 0 else f'FAILED rc={rc}'} ({a.out / f'{name}.log'})", flush=True)
