@@ -41,12 +41,13 @@ def slice_file(src: Path, dst: Path, start: int, stop: int | None) -> Path:
     """Rows start..stop of a parquet file as their own file (kept if it exists)."""
     import pyarrow.parquet as pq
 
+    from hepnn.io_utils import atomic_path
+
     if not dst.is_file():
         table = pq.read_table(src)
         stop = table.num_rows if stop is None else stop
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table.slice(start, stop - start), dst.with_suffix(".tmp"))
-        dst.with_suffix(".tmp").rename(dst)
+        with atomic_path(dst) as tmp:
+            pq.write_table(table.slice(start, stop - start), tmp)
     return dst
 
 

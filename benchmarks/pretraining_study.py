@@ -75,6 +75,7 @@ def files(a: argparse.Namespace) -> None:
     ``--shards`` is the ``toptag-100k`` preset's shard folder, ``--w-shards`` (optional) the
     ``toptag-3class`` one. Train shards 0..2 of each class are the unlabeled pre-training jets, 3..6
     the labeled ones (never pre-trained on); the W jets are labeled 1 against pre-training QCD jets.
+    ``--all-labeled`` adds ``labeled-all.parquet``, train shards 3..19 (85 000 jets, for the 32k size).
     """
     from hepnn.generate import merge_files
 
@@ -86,6 +87,8 @@ def files(a: argparse.Namespace) -> None:
         "pretrain.parquet": (shards("train-top", range(3)) + shards("train-qcd", range(3)), None),
         "labeled.parquet": (shards("train-top", range(3, 7)) + shards("train-qcd", range(3, 7)), None),
     }
+    if a.all_labeled:
+        plan["labeled-all.parquet"] = (shards("train-top", range(3, 20)) + shards("train-qcd", range(3, 20)), None)
     if a.w_shards:
         plan["wqcd.parquet"] = (shards("pretrain-w", range(3), a.w_shards) + shards("train-qcd", range(3)),
                                 [1, 1, 1, None, None, None])
@@ -100,14 +103,19 @@ def files(a: argparse.Namespace) -> None:
 
 
 def slice_file(src: Path, dst: Path, start: int, stop: int) -> Path:
-    """Rows start..stop of a parquet file as their own file (kept if it exists)."""
+    """Rows start..stop of a parquet file as their own file (kept if it exists).
+
+    Sweeps started side by side may slice the same file at once: each writes its own temporary
+    file and renames it into place, so the last one wins with identical bytes.
+    """
     import pyarrow.parquet as pq
 
+    from hepnn.io_utils import atomic_path
+
     if not dst.is_file():
-        dst.parent.mkdir(parents=True, exist_ok=True)
         table = pq.read_table(src)
-        pq.write_table(table.slice(start, stop - start), dst.with_suffix(".tmp"))
-        dst.with_suffix(".tmp").rename(dst)
+        with atomic_path(dst) as tmp:
+            pq.write_table(table.slice(start, stop - start), tmp)
     return dst
 
 
@@ -153,6 +161,19 @@ def fill(override: str, a: argparse.Namespace) -> str:
     return override
 
 
+def size_files(a: argparse.Namespace, size: int) -> tuple[Path, Path]:
+    """Jets 0..size of --train to train on, the next size/4 (at least 500, at most what is left) to validate."""
+    import pyarrow.parquet as pq
+
+    n = pq.ParquetFile(a.train).metadata.num_rows
+    n_val = min(max(size // 4, 500), n - size)
+    if n_val < 500:
+        sys.exit(f"--train {a.train} has {n} jets: too few for {size} training jets and at least 500 to validate; "
+                 f"lower --sizes to {n - 500} or less")
+    return (slice_file(a.train, a.out / "data" / f"train{size}.parquet", 0, size),
+            slice_file(a.train, a.out / "data" / f"val{size}.parquet", size, size + n_val))
+
+
 def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
     out = a.out / "runs" / row.replace(" ", "_").replace("(", "").replace(")", "") / f"n{size}" / f"seed{seed}"
     if (out / "metrics.json").is_file():
@@ -160,12 +181,11 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
     if out.with_suffix(".log").is_file() and not a.retry:  # started by another sweep (or failed: --retry)
         print(f"{row} n={size} seed {seed}: skipped, {out.with_suffix('.log')} exists", flush=True)
         return
-    n_val = max(size // 4, 500)
-    train = slice_file(a.train, a.out / "data" / f"train{size}.parquet", 0, size)
-    val = slice_file(a.train, a.out / "data" / f"val{size}.parquet", size, size + n_val)
+    train, val = size_files(a, size)
     config, extra = ROWS[row]
     overrides = [f"data.train={train}", f"data.val={val}", f"data.test={a.test}", f"train.seed={seed}",
-                 f"train.epochs={a.max_epochs}", "train.early_stopping={metric: val_auc, mode: max, patience: 5}",
+                 f"train.epochs={a.max_epochs}",
+                 f"train.early_stopping={{metric: val_auc, mode: max, patience: {a.patience}}}",
                  "evaluate.plots=false", "evaluate.overtraining_jets=0", f"data.max_particles={a.max_particles}",
                  *(fill(o, a) for o in extra)]
     rc = hepnn(["train", str(ROOT / "configs" / config), *overrides, "--out", str(out)], out.with_suffix(".log"))
@@ -174,8 +194,7 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
 
 def sweep(a: argparse.Namespace) -> None:
     for size in a.sizes:  # the data files once, before the runs start in parallel
-        slice_file(a.train, a.out / "data" / f"train{size}.parquet", 0, size)
-        slice_file(a.train, a.out / "data" / f"val{size}.parquet", size, size + max(size // 4, 500))
+        size_files(a, size)
     jobs = [(row, size, seed) for size in a.sizes for row in a.rows for seed in a.seeds]
     with ThreadPoolExecutor(a.jobs) as pool:
         list(pool.map(lambda j: run_one(a, *j), jobs))
@@ -209,6 +228,8 @@ def main() -> None:
     p.add_argument("mode", choices=["files", "pretrain", "sweep", "table"])
     p.add_argument("--shards", type=Path, help="files: the toptag-100k preset's shard folder (SAMPLES/shards)")
     p.add_argument("--w-shards", type=Path, help="files: the toptag-3class preset's shard folder (W jets)")
+    p.add_argument("--all-labeled", action="store_true",
+                   help="files: also labeled-all.parquet from every train shard not pre-trained on (3..19)")
     p.add_argument("--train", type=Path, help="shuffled labeled sample (e.g. toptag-100k train.parquet)")
     p.add_argument("--test", type=Path, help="independent test file (e.g. toptag-100k test.parquet)")
     p.add_argument("--backbone", default=None, help="masked-particle pre-training: run directory or pretrained:NAME")
@@ -225,6 +246,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1)
     p.add_argument("--retry", action="store_true", help="rerun runs that have a log but no metrics (failed ones)")
     p.add_argument("--max-epochs", type=int, default=40)
+    p.add_argument("--patience", type=int, default=5, help="early stopping: epochs without a better validation AUC")
     p.add_argument("--max-particles", type=int, default=64)
     p.add_argument("--reserve", type=int, default=20_000,
                    help="jets 0..RESERVE of --train: the labeled sizes and their validation, never pre-trained on")

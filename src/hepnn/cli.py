@@ -225,12 +225,13 @@ def train(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `hepnn train`.")],
     data: Annotated[Optional[list[Path]], typer.Option(help="Evaluate on these files instead of the test split.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="With --data: where the results go [default: RUN/eval-<file stem>]; the run's own are kept.")] = None,
 ) -> None:
     """Metrics (accuracy, AUC, 1/eps_B at eps_S = 0.3, 0.5), plots and the report for a run."""
     try:
         from hepnn.evaluate.run import evaluate_run
 
-        metrics = evaluate_run(run_dir, [str(p) for p in data] if data else None)
+        metrics = evaluate_run(run_dir, [str(p) for p in data] if data else None, out)
         for k, v in metrics.items():
             typer.echo(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}")
     except HepnnError as err:

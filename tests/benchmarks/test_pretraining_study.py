@@ -65,3 +65,33 @@ def test_files_names_the_missing_shards_and_how_to_make_them(tmp_path, monkeypat
     assert "test-qcd/shard-00000.parquet" in message and "test-top/shard-00000.parquet" not in message
     assert "hepnn generate --preset toptag-100k" in message
     assert not (tmp_path / "study" / "data").exists()  # nothing half-made
+
+
+def test_validation_takes_what_is_left_after_a_large_size_and_too_large_a_size_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"label": list(range(10_000))}), tmp_path / "train.parquet")
+    a = argparse.Namespace(train=tmp_path / "train.parquet", out=tmp_path / "study")
+    train, val = STUDY.size_files(a, 9_000)  # size/4 = 2250 jets wanted, 1000 left
+    assert pq.read_table(train)["label"].to_pylist() == list(range(9_000))
+    assert pq.read_table(val)["label"].to_pylist() == list(range(9_000, 10_000))
+    _, val = STUDY.size_files(a, 2_000)
+    assert pq.read_table(val)["label"].to_pylist() == list(range(2_000, 2_500))  # size/4, as for the small sizes
+    with pytest.raises(SystemExit, match=r"train\.parquet has 10000 jets.*--sizes to 9500"):
+        STUDY.size_files(a, 9_800)
+
+
+def test_two_sweeps_slicing_the_same_file_at_once_leave_one_whole_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"label": list(range(50_000))}), tmp_path / "train.parquet")
+    dst = tmp_path / "study" / "data" / "train40000.parquet"
+    with ThreadPoolExecutor(4) as pool:  # .result() re-raises what a slicing thread raised
+        for f in [pool.submit(STUDY.slice_file, tmp_path / "train.parquet", dst, 0, 40_000) for _ in range(4)]:
+            assert f.result() == dst
+    assert pq.read_table(dst)["label"].to_pylist() == list(range(40_000))
+    assert [p.name for p in dst.parent.iterdir()] == [dst.name]  # no temporary file left behind

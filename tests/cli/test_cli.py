@@ -76,6 +76,22 @@ def test_evaluate_predict_compare(run_dir, jets_file, tmp_path):
     assert result.exit_code == 0 and (tmp_path / "cmp" / "comparison.md").is_file()
 
 
+def test_evaluate_on_other_files_keeps_the_runs_own_test_results(run_dir, jets_file, tmp_path):
+    own = {name: (run_dir / name).read_bytes() for name in ("metrics.json", "test_scores.parquet", "report.md")}
+    result = invoke("-q", "evaluate", str(run_dir), "--data", str(jets_file))
+    assert result.exit_code == 0 and "auc:" in result.output
+    assert {name: (run_dir / name).read_bytes() for name in own} == own
+    held_out = run_dir / f"eval-{jets_file.name.split('.')[0]}"
+    assert json.loads((held_out / "metrics.json").read_text())["n_jets"] == 300  # every jet of the file
+    assert (held_out / "report.md").is_file() and (held_out / "test_scores.parquet").is_file()
+    assert invoke("-q", "evaluate", str(run_dir), "--data", str(jets_file), "--out", str(tmp_path / "e")).exit_code == 0
+    assert (tmp_path / "e" / "metrics.json").is_file()
+    for args, message in [(["--out", str(tmp_path / "x")], "--out is for evaluating on other files"),
+                          (["--data", str(jets_file), "--out", str(run_dir)], "is the run directory")]:
+        result = invoke("evaluate", str(run_dir), *args)
+        assert result.exit_code == 2 and message in result.output
+
+
 def test_existing_run_is_not_overwritten(run_dir):
     result = invoke("-q", "train", "configs/top_tagging/pfn.yaml", "--out", str(run_dir))
     assert result.exit_code == 2 and "--resume" in result.output

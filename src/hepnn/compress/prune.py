@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 from torch.nn.utils import prune
 
+from hepnn.compress.recipe import read_directly
 from hepnn.errors import HepnnError
 from hepnn.log import get_logger
 
@@ -33,10 +34,10 @@ PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 def prunable_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(name, module) of every Linear/Conv layer with a weight, in module order.
 
-    Linear layers owned by ``nn.MultiheadAttention`` are skipped: it reads ``out_proj.weight``
-    directly, bypassing the hook that re-applies the mask.
+    Layers whose weight their owner reads itself (``hepnn.compress.recipe.read_directly``) are
+    skipped: the hook that re-applies the mask runs only when the layer is called.
     """
-    skip = {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    skip = read_directly(model)
     return [(n, m) for n, m in model.named_modules()
             if isinstance(m, PRUNABLE) and id(m) not in skip and getattr(m, "weight", None) is not None]
 

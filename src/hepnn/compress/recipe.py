@@ -34,9 +34,25 @@ def torchao_quantization() -> Any:
     return q
 
 
+def read_directly(model: nn.Module) -> set[int]:
+    """ids of the layers whose weight their owner reads itself instead of calling the layer.
+
+    Pruning masks (a hook on the layer's call) and int8 weights (a tensor subclass that only the
+    layer's own ``F.linear`` understands) act through the call, so these layers are left out of both.
+    A module declares them with ``weights_read_directly()``; torch's ``nn.MultiheadAttention`` reads
+    ``out_proj.weight``.
+    """
+    ids = {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    for m in model.modules():
+        declared = getattr(m, "weights_read_directly", None)
+        if callable(declared):
+            ids.update(id(layer) for layer in declared())
+    return ids
+
+
 def linear_layers(model: nn.Module) -> list[str]:
-    """Qualified names of the nn.Linear layers torchao may quantize (MultiheadAttention's own skipped)."""
-    skip = {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+    """Qualified names of the nn.Linear layers torchao may quantize (those in ``read_directly`` skipped)."""
+    skip = read_directly(model)
     return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) not in skip]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from hepnn.config import RunConfig, dump_config
 from hepnn.data.dataset import Splits
 from hepnn.data.jagged import JaggedJets
+from hepnn.errors import HepnnError
 from hepnn.evaluate.scores import predict_jets, read_history, scores_table, write_table
 from hepnn.io_utils import write_json_atomic
 from hepnn.log import get_logger
@@ -26,20 +27,21 @@ log = get_logger(__name__)
 
 
 def evaluate_loaded(cfg: RunConfig, model: Model, pre: Preprocessing, splits: Splits, run_dir: Path, *,
-                    kind: str) -> dict[str, Any]:
+                    kind: str, out_dir: Path | None = None) -> dict[str, Any]:
     """Score the test split (and part of the training split for the overtraining check), write
-    metrics.json, test_scores.parquet, plots and the report."""
+    metrics.json, test_scores.parquet, plots and the report into ``out_dir`` (default: the run)."""
     from hepnn.evaluate import metrics as M
     from hepnn.train.tasks_unsupervised import UNSUPERVISED_KINDS
 
     if kind in UNSUPERVISED_KINDS:  # anomaly scores and generated-vs-real metrics
         from hepnn.evaluate.unsupervised import evaluate_unsupervised
 
-        return evaluate_unsupervised(cfg, model, pre, splits, run_dir, kind=kind)
+        return evaluate_unsupervised(cfg, model, pre, splits, run_dir, kind=kind, out_dir=out_dir)
+    out_dir = run_dir if out_dir is None else out_dir
     cpu0 = time.process_time()
     test = predict_jets(cfg, model, pre, splits.test, kind)
     cpu_s = time.process_time() - cpu0  # CPU seconds: robust to other jobs sharing the machine
-    write_table(scores_table(test, splits.test), run_dir / "test_scores.parquet")
+    write_table(scores_table(test, splits.test), out_dir / "test_scores.parquet")
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     if kind == "classify":
         metrics: dict[str, Any] = M.classification_metrics(test["y"], test["score"], cfg.evaluate.signal_efficiencies)
@@ -54,22 +56,22 @@ def evaluate_loaded(cfg: RunConfig, model: Model, pre: Preprocessing, splits: Sp
                                          "latency_ms")
                     if k in info})  # the last three: compressed runs (hepnn.compress)
     metrics["inference_jets_per_cpu_s"] = len(splits.test) / max(cpu_s, 1e-9)
-    write_json_atomic(run_dir / "metrics.json", metrics)
-    plots = _plots(cfg, run_dir, kind, test, train) if cfg.evaluate.plots else []
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    plots = _plots(cfg, run_dir, kind, test, train, out_dir) if cfg.evaluate.plots else []
     from hepnn.evaluate.report import write_report
 
-    write_report(run_dir, title=f"{cfg.name}: {cfg.model.name}", config_yaml=dump_config(cfg),
+    write_report(out_dir, title=f"{cfg.name}: {cfg.model.name}", config_yaml=dump_config(cfg),
                  metrics=metrics, plots=plots, history=read_history(run_dir), info=info)
     log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
 
 
-def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | None) -> list[Path]:
+def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | None, out_dir: Path) -> list[Path]:
     from hepnn.evaluate import metrics as M
     from hepnn.evaluate import plots as P
 
     out: list[Path] = []
-    pdir = run_dir / "plots"
+    pdir = out_dir / "plots"
     if kind == "classify":
         s = test["score"] if test["score"].ndim == 1 else test["score"][:, 1]
         eps_b, eps_s, _ = M.roc_curve(test["y"] == 1, s)
@@ -92,11 +94,22 @@ def _plots(cfg: RunConfig, run_dir: Path, kind: str, test: dict, train: dict | N
     return [p for p in out if p.suffix == ".png"]
 
 
-def evaluate_run(run_dir: str | Path, data: list[str] | None = None) -> dict[str, Any]:
-    """Re-evaluate a run on its own test split, or on other files (``data``)."""
+def evaluate_run(run_dir: str | Path, data: list[str] | None = None, out: str | Path | None = None) -> dict[str, Any]:
+    """Re-evaluate a run on its own test split (outputs replace the run's), or on other files
+    (``data``): then metrics.json, test_scores.parquet, plots and the report go to ``out``, by default
+    ``RUN/eval-<first file's stem>``, and the run's own test results stay as they are."""
     from hepnn.data.dataset import load_splits
 
     run_dir = Path(run_dir)
+    if out is not None and not data:
+        raise HepnnError("evaluate: --out is for evaluating on other files (--data); the run's own test split "
+                         f"is evaluated into the run directory {run_dir}")
+    if data:
+        out = Path(out) if out is not None else run_dir / f"eval-{Path(data[0]).name.split('.')[0]}"
+        if out.resolve() == run_dir.resolve():
+            raise HepnnError(f"evaluate: --out {out} is the run directory; the run's own test results would be "
+                             "overwritten by the other files'; choose another folder")
+        out.mkdir(parents=True, exist_ok=True)
     cfg, model, pre, kind = load_run(run_dir)
     fields = run_fields(cfg)
     # split by file: only the test files and a sample of the training files are read
@@ -106,7 +119,7 @@ def evaluate_run(run_dir: str | Path, data: list[str] | None = None) -> dict[str
         from hepnn.data.dataset import read_split
 
         splits.test = read_split(data, cfg.data, needs_jet="jet" in fields, target=cfg.data.target)
-    return evaluate_loaded(cfg, model, pre, splits, run_dir, kind=kind)
+    return evaluate_loaded(cfg, model, pre, splits, run_dir, kind=kind, out_dir=Path(out) if data else None)
 
 
 def predict_run(run_dir: str | Path, data: list[str], out: str | Path) -> Path:

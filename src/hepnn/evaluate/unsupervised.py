@@ -100,12 +100,12 @@ def _plot_latent(z: np.ndarray, y: np.ndarray, path: Path) -> list[Path]:
 
 
 def _plots(cfg: RunConfig, run_dir: Path, test: dict, latent: np.ndarray | None,
-           overlays: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[Path]:
+           overlays: dict[str, tuple[np.ndarray, np.ndarray]], out_dir: Path) -> list[Path]:
     from hepnn.evaluate import metrics as M
     from hepnn.evaluate import plots as P
 
     out: list[Path] = []
-    pdir = run_dir / "plots"
+    pdir = out_dir / "plots"
     y, s = test["y"], test["score"]
     if set(np.unique(y)) >= {0, 1}:
         out += P.plot_distributions({"QCD (label 0)": s[y == 0], "top (label 1)": s[y == 1]}, pdir / "scores",
@@ -124,14 +124,16 @@ def _plots(cfg: RunConfig, run_dir: Path, test: dict, latent: np.ndarray | None,
 
 
 def evaluate_unsupervised(cfg: RunConfig, model: nn.Module, pre: Preprocessing, splits: Splits, run_dir: Path, *,
-                          kind: str) -> dict[str, Any]:
-    """Score the test split, write test_scores.parquet, metrics.json, plots and the report."""
+                          kind: str, out_dir: Path | None = None) -> dict[str, Any]:
+    """Score the test split, write test_scores.parquet, metrics.json, plots and the report into
+    ``out_dir`` (default: the run directory)."""
     import json
 
     from hepnn.evaluate.report import write_report
 
+    out_dir = run_dir if out_dir is None else out_dir
     test = predict_jets(cfg, model, pre, splits.test, kind)
-    write_table(scores_table(test, splits.test), run_dir / "test_scores.parquet")
+    write_table(scores_table(test, splits.test), out_dir / "test_scores.parquet")
     metrics: dict[str, Any] = {"score_mean": float(np.mean(test["score"]))}
     y = test.get("y")
     if y is not None and set(np.unique(y)) >= {0, 1}:
@@ -142,12 +144,12 @@ def evaluate_unsupervised(cfg: RunConfig, model: nn.Module, pre: Preprocessing, 
         metrics.update(gen_metrics)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     metrics.update({k: info[k] for k in ("model", "n_params", "train_time_s") if k in info})
-    write_json_atomic(run_dir / "metrics.json", metrics)
+    write_json_atomic(out_dir / "metrics.json", metrics)
     plots: list[Path] = []
     if cfg.evaluate.plots:
         latent = _latent(cfg, model, pre, splits.test, kind) if y is not None else None
-        plots = _plots(cfg, run_dir, test, latent, overlays)
-    write_report(run_dir, title=f"{cfg.name}: {cfg.model.name} ({kind})", config_yaml=dump_config(cfg),
+        plots = _plots(cfg, run_dir, test, latent, overlays, out_dir)
+    write_report(out_dir, title=f"{cfg.name}: {cfg.model.name} ({kind})", config_yaml=dump_config(cfg),
                  metrics=metrics, plots=plots, history=read_history(run_dir))
     log.info("test: %s", "  ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics

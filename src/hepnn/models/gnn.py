@@ -66,6 +66,10 @@ class GCN(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.head = mlp([hidden[-1], *head, num_classes], dropout=dropout)
 
+    def weights_read_directly(self) -> list[nn.Module]:
+        """The graph-convolution layers: Â (h Wᵀ) + b is formed from their weights."""
+        return list(self.layers)
+
     def forward(self, batch: Batch) -> Tensor:
         x, mask = batch.x, batch.mask.bool()
         a_hat = normalized_adjacency(eta_phi_knn(batch.p4.to(x.dtype), mask, self.k), mask, x.dtype)  # (B, N, N)

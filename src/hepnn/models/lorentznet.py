@@ -59,6 +59,10 @@ class LGEB(nn.Module):
         # the last block's coordinates are never read, so it has no φ_x (as in the paper's code)
         self.phi_x = mlp([width, width, 1], act="relu") if update_x else None
 
+    def weights_read_directly(self) -> list[nn.Module]:
+        """The edge MLPs' layers: ``packed`` hands their weights to the fused ``edge_messages``."""
+        return [self.e_inv, self.phi_e[1], self.phi_m[0], *(() if self.phi_x is None else (self.phi_x[0], self.phi_x[2]))]
+
     def forward(self, h: Tensor, x: Tensor, s: Tensor, edge: Tensor) -> tuple[Tensor, Tensor]:
         inv = torch.stack([psi(pairwise_norm2(x)), psi(minkowski_gram(x))], dim=-1)  # (B, N, N, 2)
         pre = self.e_i(h).unsqueeze(2) + self.e_j(h).unsqueeze(1) + self.e_inv(inv)  # (B, N, N, D)

@@ -55,6 +55,10 @@ class PairEmbed(nn.Module):
         self.out = nn.Linear(widths[-1], num_heads)
         self.act = nn.GELU()
 
+    def weights_read_directly(self) -> list[nn.Module]:
+        """The first Linear: ``rows`` folds the input norm into its weight (no pruning hook, no int8)."""
+        return [self.linears[0]]
+
     def rows(self, pairs: Tensor) -> Tensor:
         """The embedding of packed real pairs: every row is real, so the norms are torch's fused ones,
         and the input norm is folded into the first Linear (``fold_into_linear``)."""

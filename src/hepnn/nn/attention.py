@@ -95,6 +95,10 @@ class MultiHeadAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.proj = nn.Linear(dim, dim)
 
+    def weights_read_directly(self) -> list[nn.Module]:
+        """q and kv: packed self-attention multiplies by their concatenated weights in one product."""
+        return [self.q, self.kv]
+
     def forward(self, x: Tensor, attn_mask: Tensor | GroupedMask, context: Tensor | None = None) -> Tensor:
         if isinstance(attn_mask, GroupedMask):
             return self._packed(x, attn_mask, context)

@@ -58,6 +58,10 @@ class EdgeConv(nn.Module):
             self.shortcut = nn.Linear(in_features, out_features[-1], bias=False)
             self.shortcut_norm = MaskedBatchNorm(out_features[-1])
 
+    def weights_read_directly(self) -> list[nn.Module]:
+        """The first Linear: its weight is split to act on [x_i, x_j − x_i] without building it."""
+        return [self.linears[0]]
+
     def forward(self, points: Tensor, x: Tensor, mask: Tensor) -> Tensor:
         b, n, c = x.shape
         mask = mask.bool()
