@@ -88,6 +88,25 @@ def test_rich_table():
     assert "top tagging" in text and "0.9810 ± 0.0010" in text and "particlenet" in text
 
 
+def test_rich_table_keeps_names_whole_in_100_columns():
+    import io
+
+    from rich.console import Console
+
+    def render(runs):
+        console = Console(width=100, record=True, file=io.StringIO())
+        console.print(to_rich_table(compare_runs(runs)))
+        return console.export_text()
+
+    demo = [_run(m, m, None, 0.98, 10.0) for m in ("bdt", "particlenet_lite", "part_lite", "lorentznet_lite")]
+    text = render(demo)
+    assert "particlenet_lite" in text and "lorentznet_lite" in text and "…" not in text.split("\n")[3]
+    assert "Model" not in text  # every run is named after its model: one column says it
+    text = render(RUNS)
+    assert "Model" in text and "│ particlenet │" in text  # run "pn" (a group) of model particlenet
+    assert max(len(line) for line in text.splitlines()) <= 100
+
+
 def test_identity_fields_in_metrics_do_not_override_row():
     runs = [_run("a_seed1", "mlp", None, 0.9, 1.0), _run("a_seed2", "mlp", None, 0.92, 1.0)]
     for r in runs:  # evaluate writes model, n_params and train_time_s into metrics.json as well

@@ -171,12 +171,25 @@ def to_csv(
 def to_rich_table(
     rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = DEFAULT_COLUMNS, title: str | None = None
 ) -> Any:
-    """The comparison as a ``rich.table.Table`` for the terminal (numbers right-aligned)."""
+    """The comparison as a ``rich.table.Table`` for the terminal (numbers right-aligned).
+
+    Names are never cut: the name and model columns keep their longest entry's width (headers of the
+    number columns wrap instead), and the model column is left out when every run is named after its
+    model (the demo's table), so it reads in a 100-column terminal.
+    """
     from rich.table import Table
 
+    columns = list(columns)
+    if "name" in columns and "model" in columns and rows and all(r.get("name") == r.get("model") for r in rows):
+        columns.remove("model")
+    cells = table_cells(rows, columns)
     table = Table(title=title)
-    for c in columns:
-        table.add_column(HEADERS.get(c, c), justify="left" if c in ("name", "model") else "right")
-    for cells in table_cells(rows, columns):
-        table.add_row(*cells)
+    for i, c in enumerate(columns):
+        if c in ("name", "model"):
+            width = max([len(HEADERS.get(c, c)), *(len(row[i]) for row in cells)])
+            table.add_column(HEADERS.get(c, c), justify="left", no_wrap=True, min_width=min(width, 40))
+        else:
+            table.add_column(HEADERS.get(c, c), justify="right")
+    for row in cells:
+        table.add_row(*row)
     return table
