@@ -38,7 +38,11 @@ MODELS = ["logistic", "perceptron", "mlp", "bdt", "cnn", "rnn", "lstm", "gru", "
 
 
 def slice_file(src: Path, dst: Path, start: int, stop: int | None) -> Path:
-    """Rows start..stop of a parquet file as their own file (kept if it exists)."""
+    """Rows start..stop of a parquet file as their own file (kept if it exists).
+
+    Runs started side by side may slice the same file at once: each writes its own temporary file
+    and renames it into place, so the last one wins with identical bytes.
+    """
     import pyarrow.parquet as pq
 
     from hepnn.io_utils import atomic_path

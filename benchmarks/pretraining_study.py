@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from leaderboard import slice_file  # a sibling script: benchmarks/ is on the path when this one runs
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = {  # row -> (config, extra overrides; {backbone}, {gpt}, {tokenizer}, {supervised} are filled in)
     "part_lite scratch": ("top_tagging/part_lite.yaml", []),
@@ -100,23 +102,6 @@ def files(a: argparse.Namespace) -> None:
         if not (a.out / "data" / name).is_file():
             merge_files(paths, a.out / "data" / name, shuffle_seed=0, labels=labels)
         print(a.out / "data" / name, flush=True)
-
-
-def slice_file(src: Path, dst: Path, start: int, stop: int) -> Path:
-    """Rows start..stop of a parquet file as their own file (kept if it exists).
-
-    Sweeps started side by side may slice the same file at once: each writes its own temporary
-    file and renames it into place, so the last one wins with identical bytes.
-    """
-    import pyarrow.parquet as pq
-
-    from hepnn.io_utils import atomic_path
-
-    if not dst.is_file():
-        table = pq.read_table(src)
-        with atomic_path(dst) as tmp:
-            pq.write_table(table.slice(start, stop - start), tmp)
-    return dst
 
 
 def hepnn(args: list[str], log: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import re
+import sys
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.conftest import ROOT
 
 
 def _study():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling leaderboard.py, as when the script runs
     spec = importlib.util.spec_from_file_location("pretraining_study", ROOT / "benchmarks" / "pretraining_study.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
