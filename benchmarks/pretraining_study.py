@@ -22,7 +22,8 @@ the same independent test file (``--test``: 20k + 20k jets resolve 1/eps_B(0.3) 
 The labeled jets are the first ``size`` jets of ``--train`` (a shuffled file), the validation jets
 the next ``max(size / 4, 500)``; the pre-training reads jets from ``--reserve`` on, never those
 (or its own file, ``--pretrain-data``). Finished runs are skipped, and so are started ones, so two
-sweeps can share the work; after an interruption, ``--retry`` reruns the started runs without metrics.
+sweeps can share the work; after an interruption, ``--retry`` resumes the started runs without metrics from their last epoch
+(or reruns them when they never finished one).
 
 With the whole ``toptag-100k`` train file (``--reserve``/``--pretrain-jets`` pick the jets):
 
@@ -104,10 +105,10 @@ def files(a: argparse.Namespace) -> None:
         print(a.out / "data" / name, flush=True)
 
 
-def hepnn(args: list[str], log: Path) -> int:
+def hepnn(args: list[str], log: Path, append: bool = False) -> int:
     cmd = [str(Path(sys.executable).with_name("hepnn")), *args]
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as f:
+    with open(log, "a" if append else "w") as f:
         return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -165,6 +166,10 @@ def run_one(a: argparse.Namespace, row: str, size: int, seed: int) -> None:
         return
     if out.with_suffix(".log").is_file() and not a.retry:  # started by another sweep (or failed: --retry)
         print(f"{row} n={size} seed {seed}: skipped, {out.with_suffix('.log')} exists", flush=True)
+        return
+    if (out / "checkpoints" / "last.pt").is_file():  # interrupted (--retry): continue from its last epoch
+        rc = hepnn(["train", "--resume", str(out)], out.with_suffix(".log"), append=True)
+        print(f"{row} n={size} seed {seed}: resumed, {'ok' if rc == 0 else f'FAILED rc={rc}'}", flush=True)
         return
     train, val = size_files(a, size)
     config, extra = ROWS[row]
@@ -229,7 +234,7 @@ def main() -> None:
     p.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     p.add_argument("--rows", type=lambda s: s.split(","), default=list(ROWS))
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--retry", action="store_true", help="rerun runs that have a log but no metrics (failed ones)")
+    p.add_argument("--retry", action="store_true", help="resume (or rerun) runs that have a log but no metrics (interrupted or failed ones)")
     p.add_argument("--max-epochs", type=int, default=40)
     p.add_argument("--patience", type=int, default=5, help="early stopping: epochs without a better validation AUC")
     p.add_argument("--max-particles", type=int, default=64)

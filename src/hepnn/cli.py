@@ -109,7 +109,7 @@ def generate(
     max_constituents: Annotated[int, typer.Option("--max-constituents", help="Leading constituents kept per jet; 0 keeps all.")] = 200,
     mode: Annotated[str, typer.Option(help="unbiased (low pT-hat cut + prefilter) | window (fast, biased)")] = "unbiased",
     shard_size: Annotated[Optional[int], typer.Option("--shard-size", help="Jets per shard file.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="A named sample (toptag-small, toptag-100k, toptag-3class) or a preset .yaml; --out is its folder.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="A named sample (toptag-small, toptag-100k, toptag-3class, toptag-qcd-test) or a preset .yaml; --out is its folder.")] = None,
     shards: Annotated[Optional[str], typer.Option(metavar="A:B", help="Make only shards A..B-1 (one machine's part); merge later without it.")] = None,
 ) -> None:
     """Generate jets with Pythia 8 + FastJet (needs the `gen` extra), or a whole preset sample."""
@@ -225,7 +225,7 @@ def train(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `hepnn train`.")],
     data: Annotated[Optional[list[Path]], typer.Option(help="Evaluate on these files instead of the test split.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="With --data: where the results go [default: RUN/eval-<file stem>]; the run's own are kept.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="With --data: where the results go (default: RUN/eval-<file stem>); the run's own are kept.")] = None,
 ) -> None:
     """Metrics (accuracy, AUC, 1/eps_B at eps_S = 0.3, 0.5), plots and the report for a run."""
     try:

@@ -29,6 +29,17 @@ def test_shipped_presets_load_and_have_the_sizes_the_team_needs():
     seeds = [c.seed for name in preset_names() for c in components(load_preset(name)[1])]
     assert len(seeds) == len(set(seeds))  # no two components of any presets share a seed
     assert len(global_shards(components(big))) == 56  # 140k jets in shards of 2500
+    _, background = load_preset("toptag-qcd-test")  # with toptag-100k's test file: 100k QCD test jets
+    assert background.files == {"test_qcd": {"qcd": 80_000}}
+
+
+def test_generate_help_names_every_shipped_preset():
+    from typer.testing import CliRunner
+
+    from hepnn.cli import app
+
+    text = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "400"}).output
+    assert all(name in text for name in preset_names()), text
 
 
 def test_components_number_seeds_and_shards_in_file_then_process_order(tmp_path):
