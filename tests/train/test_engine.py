@@ -66,6 +66,9 @@ def test_resume_equals_uninterrupted(tmp_path):
     for (name, a), b in zip(full.model.state_dict().items(), second.model.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs after resume"
     assert [h["loss"] for h in full.state["history"]] == [h["loss"] for h in second.state["history"]]
+    # the resumed engine counts the interrupted epochs' seconds too (run.json reports the whole cost)
+    assert second.state["spent"]["wall"] >= sum(h["time_s"] for h in second.state["history"])  # all 4 epochs
+    assert load_state(tmp_path / "last.pt")["spent"] == second.state["spent"]
 
 
 def test_non_finite_loss_names_step_and_causes():

@@ -85,6 +85,9 @@ def test_kill9_then_resume_gives_identical_weights(tmp_path, sample_path):
     assert full.keys() == resumed.keys()
     for key in full:
         assert (full[key] == resumed[key]).all(), f"{key} differs after kill -9 and resume"
+    info, history = json.loads((victim / "run.json").read_text()), (victim / "history.csv").read_text().splitlines()
+    column = history[0].split(",").index("time_s")
+    assert info["train_time_s"] >= sum(float(row.split(",")[column]) for row in history[1:])  # the killed epochs too
 
 
 @pytest.mark.slow

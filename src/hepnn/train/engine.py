@@ -69,7 +69,10 @@ class Engine:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.net = self._wrap(self.model, compile)
-        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "train_time": 0.0}
+        # train_time: the budget's clock over training steps; spent: wall and CPU seconds of every epoch
+        # (training and validation), both summed over resumes so that a resumed run reports its whole cost
+        self.state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "train_time": 0.0,
+                                      "spent": {"wall": 0.0, "cpu": 0.0}}
         self.should_stop = False
         # A compute budget: stop after the step that crosses it (summed over epochs and resumes).
         # "process" counts this process's CPU seconds, robust to other jobs sharing the cores.
@@ -126,9 +129,13 @@ class Engine:
             getattr(cb, "on_train_begin", lambda e: None)(self)
         while self.state["epoch"] < epochs and not self.should_stop:
             epoch = self.state["epoch"]
+            wall, cpu = time.perf_counter(), time.process_time()
             logs = self._train_epoch(train, epoch, epochs)
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            spent = self.state["spent"]
+            spent["wall"] += time.perf_counter() - wall
+            spent["cpu"] += time.process_time() - cpu
             logs["epoch"] = epoch
             self.state["history"].append(logs)
             self.state["epoch"] = epoch + 1
@@ -204,6 +211,7 @@ class Engine:
             "step": self.state["step"],
             "history": self.state["history"],
             "train_time": self.state["train_time"],
+            "spent": dict(self.state["spent"]),
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")},
             # a task with state of its own (e.g. a GAN's discriminator optimizer) resumes with it
             "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
@@ -220,7 +228,8 @@ class Engine:
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.state = {"epoch": state["epoch"], "step": state["step"], "history": list(state["history"]),
-                      "train_time": state.get("train_time", 0.0)}
+                      "train_time": state.get("train_time", 0.0),
+                      "spent": dict(state.get("spent", {"wall": 0.0, "cpu": 0.0}))}
         if state.get("task") and hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(state["task"])
         for cb in self.callbacks:

@@ -7,7 +7,6 @@ directory's layout is in ``hepnn.runs``; ``checkpoints/last.pt`` lets ``resume``
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from datetime import datetime
@@ -83,21 +82,19 @@ def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool, extra_c
     save_preprocessors(pre, run_dir / "preprocess.json")
     model = build_model(cfg)
     t0, cpu0 = time.perf_counter(), time.process_time()
+    before = {"wall": 0.0, "cpu": 0.0}  # a resumed run's epochs before the interruption
     if isinstance(model, TreeModel):
         _fit_tree(model, splits, pre, run_dir)
     else:
-        train_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume, progress=progress,
-                    extra_callbacks=extra_callbacks)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        before = train_torch(cfg, model, splits, pre, run_dir, kind=kind, fields=fields, resume=resume,
+                             progress=progress, extra_callbacks=extra_callbacks)
+    elapsed = time.perf_counter() - t0 + before["wall"]
+    cpu = time.process_time() - cpu0 + before["cpu"]
     if not is_main():  # under torchrun, rank 0 alone writes the results
         return run_dir
     info = {"model": cfg.model.name, "name": cfg.name, "seed": cfg.train.seed, "task": kind,
             "n_params": count_parameters(model), "train_time_s": elapsed, "train_cpu_s": cpu,
             "n_train": len(splits.train) if mode == "memory" else None, "n_val": len(splits.val), "n_test": len(splits.test)}
-    if resume and (run_dir / "run.json").exists():  # keep the time already spent before the interruption
-        before = json.loads((run_dir / "run.json").read_text())
-        info["train_time_s"] += before.get("train_time_s", 0.0)
-        info["train_cpu_s"] += before.get("train_cpu_s", 0.0)
     write_json_atomic(run_dir / "run.json", info)
     evaluate_loaded(cfg, model, pre, splits, run_dir, kind=kind)
     log.info("run written to %s", run_dir)
@@ -117,9 +114,10 @@ def _fit_tree(model: TreeModel, splits: Splits, pre: Preprocessing, run_dir: Pat
 
 def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preprocessing, run_dir: Path, *,
                 kind: str, fields: tuple[str, ...], resume: bool, progress: bool,
-                extra_callbacks: Sequence[Any] = ()) -> None:
+                extra_callbacks: Sequence[Any] = ()) -> dict[str, float]:
     """Train ``model`` with the engine into ``run_dir`` (history, checkpoints, model.safetensors):
-    the optimizer, schedule and callbacks of ``cfg.train``; from the last checkpoint when ``resume``."""
+    the optimizer, schedule and callbacks of ``cfg.train``; from the last checkpoint when ``resume``.
+    Returns the wall and CPU seconds the checkpoint's epochs took (zero for a fresh run)."""
     from hepnn.train.callbacks import Checkpointer, EarlyStopping, HistoryWriter
     from hepnn.train.checkpoint import load_state, save_weights
     from hepnn.train.distributed import init_from_env
@@ -166,12 +164,14 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
     if restart:
         engine.load_state_dict(load_state(ckpt.last_path))
         log.info("resuming %s at epoch %d", run_dir, engine.state["epoch"])
+    before = dict(engine.state["spent"])
     try:
         engine.fit(train_loader, eval_loader(splits.val), tc.epochs)
     finally:
         getattr(train_loader, "close", lambda: None)()  # a streaming loader's reader process
     if is_main():
         save_weights(model, run_dir / "model.safetensors")
+    return before
 
 
 def start_from_weights(cfg: RunConfig, model: nn.Module, run_dir: Path, *, restart: bool) -> None:
