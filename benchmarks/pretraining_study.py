@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from leaderboard import slice_file  # a sibling script: benchmarks/ is on the path when this one runs
+from leaderboard import LITE, slice_file  # a sibling script: benchmarks/ is on the path when this one runs
 
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = {  # row -> (config, extra overrides; {backbone}, {gpt}, {tokenizer}, {supervised} are filled in)
@@ -65,8 +65,7 @@ ROWS = {  # row -> (config, extra overrides; {backbone}, {gpt}, {tokenizer}, {su
     # OmniJet-alpha: the classifier needs a tokenizer even from scratch (the VQ-VAE, frozen in both rows)
     "gpt scratch (tokenizer only)": ("top_tagging/gpt_classifier.yaml", ["train.init_from={tokenizer}"]),
     "gpt fine-tuned (next-particle)": ("top_tagging/gpt_classifier.yaml", ["train.init_from={gpt}"]),
-    "lorentznet_lite scratch": ("top_tagging/lorentznet.yaml", ["model.name=lorentznet_lite", "model.params={}"]),
-    "pelican_lite scratch": ("top_tagging/pelican.yaml", ["model.name=pelican_lite", "model.params={}"]),
+    **{f"{lite} scratch": (f"top_tagging/{config}.yaml", extra) for lite, (config, extra) in LITE.items()},
     "particlenet_lite scratch": ("top_tagging/particlenet_lite.yaml", []),  # lesson 2 of docs/lessons.md
     "bdt (jet observables)": ("top_tagging/bdt.yaml", []),  # the reference of lesson 1
 }
