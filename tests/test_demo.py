@@ -20,3 +20,13 @@ def test_every_default_demo_model_has_its_sentence():
 
     default = inspect.signature(demo).parameters["models"].default
     assert set(default.split(",")) <= set(WHY)
+
+
+def test_the_jet_level_sentences_count_the_observables_the_configs_read():
+    from hepnn.config import load_config
+    from tests.conftest import ROOT
+
+    words = {5: "five", 9: "nine"}
+    for name in ("bdt", "mlp", "logistic"):
+        n = len(load_config(ROOT / "configs" / "top_tagging" / f"{name}.yaml").data.jet_features)
+        assert f"{words.get(n, n)} " in WHY[name] and "observables" in WHY[name], (name, n, WHY[name])

@@ -27,10 +27,10 @@ DEMO_OVERRIDES = {
 
 # What each model sees and how it learns: the first half of the sentence the report gives each row.
 WHY = {
-    "bdt": "boosted trees on five jet observables (mass, pT, multiplicity, τ21, τ32): physics knowledge "
+    "bdt": "boosted trees on nine jet observables (mass, pT, η, multiplicity, τ1, τ2, τ3, τ21, τ32): physics knowledge "
            "handed over as features, learned from few jets, blind to anything the observables miss",
-    "mlp": "a dense network on the same five observables: the BDT's information, fitted by gradient descent",
-    "logistic": "a linear cut on the five observables: the reference for what a non-linear model adds",
+    "mlp": "a dense network on the same nine observables: the BDT's information, fitted by gradient descent",
+    "logistic": "a linear cut on the nine observables: the reference for what a non-linear model adds",
     "pfn": "Deep Sets on every constituent (a sum over particles): sees the whole jet, but must learn from "
            "data the substructure the observables hand to the BDT",
     "efn": "an IRC-safe Deep Set (energy-weighted sum over angles): robust to soft and collinear splittings, "
