@@ -27,8 +27,9 @@ DEMO_OVERRIDES = {
 
 # What each model sees and how it learns: the first half of the sentence the report gives each row.
 WHY = {
-    "bdt": "boosted trees on nine jet observables (mass, pT, η, multiplicity, τ1, τ2, τ3, τ21, τ32): physics knowledge "
-           "handed over as features, learned from few jets, blind to anything the observables miss",
+    "bdt": "boosted trees on nine jet observables (mass, pT, η, multiplicity, τ1, τ2, τ3, τ21, τ32): "
+           "physics knowledge handed over as features, learned from few jets, blind to anything the observables "
+           "miss",
     "mlp": "a dense network on the same nine observables: the BDT's information, fitted by gradient descent",
     "logistic": "a linear cut on the nine observables: the reference for what a non-linear model adds",
     "pfn": "Deep Sets on every constituent (a sum over particles): sees the whole jet, but must learn from "

@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 
+from tests.benchmarks import benchmark_script
 from tests.conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from bucketing_auc import stratified_batches  # noqa: E402
+stratified_batches = benchmark_script("bucketing_auc").stratified_batches
 
 
 def test_stratified_batches_are_full_mixed_and_cover_every_jet_once():

@@ -7,7 +7,6 @@ fail only when its turn comes; here each goes through the validation `hepnn trai
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 
 import pytest
@@ -15,17 +14,10 @@ import pytest
 from hepnn.config import load_config
 from hepnn.registry import count_parameters
 from hepnn.runs import build_model, check_config
-from tests.conftest import ROOT
+from tests.benchmarks import benchmark_script
 
 
-def _leaderboard():
-    spec = importlib.util.spec_from_file_location("leaderboard", ROOT / "benchmarks" / "leaderboard.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-LB = _leaderboard()
+LB = benchmark_script("leaderboard")
 CONVERGED = argparse.Namespace(data_overrides=[], budget=0, patience=4, max_epochs=20, overtraining_jets=2000)
 
 
@@ -40,7 +32,7 @@ def test_every_model_is_a_valid_converged_run(model):
 
 def test_lite_variants_are_smaller_than_the_configs_they_come_from():
     for lite, (base, extra) in LB.LITE.items():
-        small, full = (load_config(ROOT / "configs" / "top_tagging" / f"{base}.yaml", o) for o in (extra, []))
+        small, full = (load_config(LB.config_of(base)[0], o) for o in (extra, []))
         n = [count_parameters(build_model(c)) for c in (small, full)]
         assert n[0] < n[1], f"{lite}: {n[0]} parameters, not fewer than {base}.yaml's {n[1]}"
 

@@ -8,25 +8,16 @@ overrides go through the same validation `hepnn train` applies, in a second per 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
-import sys
 
 import pytest
 
 from hepnn.config import load_config
+from tests.benchmarks import benchmark_script
 from tests.conftest import ROOT
 
 
-def _study():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling leaderboard.py, as when the script runs
-    spec = importlib.util.spec_from_file_location("pretraining_study", ROOT / "benchmarks" / "pretraining_study.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-STUDY = _study()
+STUDY = benchmark_script("pretraining_study")
 RUNS = argparse.Namespace(backbone="runs/pre", gpt="runs/pre_gpt", tokenizer="runs/pre_vq", supervised="runs/pre_wqcd")
 
 
