@@ -119,10 +119,11 @@ def measure(model: str, steps: int, **kw) -> dict[str, float]:
     infer, n_inf = Clock(), 0
     engine.net.eval()
     batches = epochs(loader, start=1)
-    task.outputs(engine.net, next(batches).to(dev))  # warm-up
+    with engine.autocast():
+        task.outputs(engine.net, next(batches).to(dev))  # warm-up
     for _ in range(steps):
         batch = next(batches)
-        with infer:
+        with infer, engine.autocast():  # the precision evaluation and predict use
             task.outputs(engine.net, batch.to(dev))
             sync(dev)
         n_inf += len(batch)

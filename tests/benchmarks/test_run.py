@@ -1,4 +1,4 @@
-"""``make bench`` (benchmarks/run.py) runs and prints the machine and one table row per model."""
+"""``make bench`` (benchmarks/run.py) runs and prints the machine and one table row per model and precision."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from hepnn.train.amp import fast_bf16
 from tests.conftest import ROOT
 
 
@@ -15,5 +16,7 @@ def test_make_bench_script_prints_the_machine_and_the_table():
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "# CPU" in out.stdout and "CPU capability" in out.stdout  # the machine, as every benchmark prints it
-    rows = [line.split("|")[1].strip() for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line]
-    assert rows == ["model", "mlp", "pfn"]
+    rows = [tuple(cell.strip() for cell in line.split("|")[1:4:2])
+            for line in out.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    precisions = ["fp32", "bf16"] if fast_bf16("cpu")[0] else ["fp32"]  # bf16 too on AMX/avx512_bf16 CPUs
+    assert rows == [("model", "precision")] + [(m, p) for m in ("mlp", "pfn") for p in precisions]

@@ -114,3 +114,44 @@ def test_packed_models_train_and_predict_under_bf16_autocast(name):
         out = engine.predict([batch])
         assert np.isfinite(out["score"]).all()
     assert np.isfinite(losses["bf16"]) and abs(losses["bf16"] - losses["none"]) < 0.05 * max(1.0, losses["none"])
+
+
+@pytest.mark.parametrize("model, amp, expected", [
+    ("perceptron", "auto", "none"), ("mlp", "auto", "none"),  # jet-level: bf16 gains nothing, costs the score
+    ("mlp", "bf16", "bf16"), ("pfn", "auto", "auto"), ("part_lite", "auto", "auto")])
+def test_run_amp_keeps_jet_level_models_in_fp32(model, amp, expected):
+    from hepnn.config import load_config
+    from hepnn.runs import run_amp
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "top_tagging" / "mlp.yaml", [f"model.name={model}", f"train.amp={amp}"])
+    assert run_amp(cfg) == expected
+
+
+@pytest.mark.parametrize("amp", ["none", "bf16"])
+def test_evaluation_scores_at_the_runs_precision(amp, monkeypatch):
+    """The test split is scored on the model's device at the run's train.amp (it used "auto" and the
+    CPU whatever the run said: train.amp=none was ignored in evaluation)."""
+    import numpy as np
+
+    import hepnn.train.engine as engine_module
+    from hepnn.config import load_config
+    from hepnn.data.dataset import fit_preprocessors, load_splits
+    from hepnn.evaluate.scores import predict_jets
+    from hepnn.runs import build_model, run_fields
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "top_tagging" / "pfn.yaml", [f"train.amp={amp}"])
+    fields = run_fields(cfg)
+    splits = load_splits(cfg.data, fields=fields, task="classify", seed=0)
+    pre = fit_preprocessors(cfg.preprocess, splits.train_sample, data=cfg.data, fields=fields, seed=0)
+    seen = []
+    real = engine_module.predict_outputs
+
+    def spy(model, task, loader, device="cpu", amp="auto"):
+        seen.append((torch.device(device), amp))
+        return real(model, task, loader, device, amp)
+
+    monkeypatch.setattr(engine_module, "predict_outputs", spy)
+    out = predict_jets(cfg, build_model(cfg), pre, splits.test.take(np.arange(64)), "classify")
+    assert seen == [(torch.device("cpu"), amp)] and np.isfinite(out["score"]).all()

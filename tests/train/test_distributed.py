@@ -45,8 +45,11 @@ def engine() -> Engine:
     torch.manual_seed(0)
     model = create_model("pfn", in_features=len(FEATURES), phi=(16, 16), f=(16,))
     opt = build_optimizer(model, "adam", lr=1e-2)
+    # fp32 everywhere: under bf16 autocast (amp="auto" on AMX/avx512_bf16 CPUs) the 16- and 32-jet
+    # batches round differently, ~0.4 % per gradient, and the comparison would measure that
     return Engine(model, ClassifyTask(build_loss("ce", num_classes=2), "ce", 2), opt,
-                  build_schedule(opt, "constant", total_steps=STEPS, steps_per_epoch=STEPS), progress=False)
+                  build_schedule(opt, "constant", total_steps=STEPS, steps_per_epoch=STEPS), amp="none",
+                  progress=False)
 
 
 def _worker(rank: int, world: int, init: str, out: str) -> None:

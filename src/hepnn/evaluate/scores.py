@@ -14,11 +14,12 @@ import numpy as np
 from hepnn.config import RunConfig
 from hepnn.data.jagged import JaggedJets
 from hepnn.registry import TreeModel
-from hepnn.runs import Model, Preprocessing, eval_loader, make_builder, make_task, run_fields
+from hepnn.runs import Model, Preprocessing, eval_loader, make_builder, make_task, run_amp, run_fields
 
 
 def predict_jets(cfg: RunConfig, model: Model, pre: Preprocessing, jets: JaggedJets, kind: str) -> dict[str, np.ndarray]:
-    """Scores (classification) or predictions (regression) for ``jets``, in their order."""
+    """Scores (classification) or predictions (regression) for ``jets``, in their order: on the
+    model's device, at the run's ``train.amp`` precision."""
     if isinstance(model, TreeModel):
         x = pre["jet"].transform(jets.jet) if "jet" in pre else jets.jet
         out = model.predict_arrays(x)
@@ -30,7 +31,8 @@ def predict_jets(cfg: RunConfig, model: Model, pre: Preprocessing, jets: JaggedJ
 
     loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=run_fields(cfg)), jets)
     task = make_task(cfg, kind, cfg.data.num_classes, None)
-    out = predict_outputs(model, task, loader)
+    device = next(model.parameters()).device  # where it was trained (fit) or loaded (the CPU)
+    out = predict_outputs(model, task, loader, device, run_amp(cfg))
     if kind == "regress" and "target" in pre:  # back from standardized to physical units
         pred = out["pred"]
         out["pred"] = pre["target"].inverse_transform(pred.reshape(len(pred), -1)).reshape(pred.shape)

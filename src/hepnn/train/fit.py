@@ -24,8 +24,8 @@ from hepnn.io_utils import write_json_atomic, write_text_atomic
 from hepnn.log import get_logger
 from hepnn.registry import TreeModel, count_parameters, get_model_spec
 from hepnn.runs import (Preprocessing, build_model, check_config, make_loaders, make_task, require_run_dir,
-                        run_fields, task_kind)
-from hepnn.train.distributed import is_main
+                        run_amp, run_fields, task_kind)
+from hepnn.train.distributed import is_main, leave
 
 log = get_logger(__name__)
 
@@ -67,6 +67,14 @@ def resume(run_dir: str | Path, *, progress: bool = True) -> Path:
 
 
 def _run(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool, extra_callbacks: Sequence[Any] = ()) -> Path:
+    try:
+        return _train_and_evaluate(cfg, run_dir, resume=resume, progress=progress, extra_callbacks=extra_callbacks)
+    finally:
+        leave()  # the torchrun process group train_torch joined, if any
+
+
+def _train_and_evaluate(cfg: RunConfig, run_dir: Path, *, resume: bool, progress: bool,
+                        extra_callbacks: Sequence[Any]) -> Path:
     from hepnn.data.dataset import fit_preprocessors, keep_labels, load_splits, loader_mode, save_preprocessors
     from hepnn.evaluate.run import evaluate_loaded
 
@@ -120,7 +128,7 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
     Returns the wall and CPU seconds the checkpoint's epochs took (zero for a fresh run)."""
     from hepnn.train.callbacks import Checkpointer, EarlyStopping, HistoryWriter
     from hepnn.train.checkpoint import load_state, save_weights
-    from hepnn.train.distributed import init_from_env
+    from hepnn.train.distributed import barrier, init_from_env
     from hepnn.train.engine import Engine, resolve_device
     from hepnn.train.init import init_weights
     from hepnn.train.optim import build_optimizer
@@ -158,7 +166,10 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
         ckpt.best = float("inf") if es.mode == "min" else float("-inf")
     callbacks.append(ckpt)  # last, so the saved state includes every other callback's update
     callbacks.extend(extra_callbacks)  # stateless observers (tuning reporters) after the checkpoint
-    engine = Engine(model, task, optimizer, schedule, device=device, amp=tc.amp, grad_clip=tc.grad_clip,
+    amp = run_amp(cfg)
+    if amp != tc.amp:
+        log.info("train.amp=auto: fp32 for a model of jet-level observables (bf16 would gain nothing)")
+    engine = Engine(model, task, optimizer, schedule, device=device, amp=amp, grad_clip=tc.grad_clip,
                     compile=tc.compile, callbacks=callbacks, progress=progress,
                     time_limit=tc.time_limit, time_clock=tc.time_clock)
     if restart:
@@ -167,6 +178,7 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
     before = dict(engine.state["spent"])
     try:
         engine.fit(train_loader, eval_loader(splits.val), tc.epochs)
+        barrier()  # ranks leave training together (see distributed.barrier)
     finally:
         getattr(train_loader, "close", lambda: None)()  # a streaming loader's reader process
     if is_main():
