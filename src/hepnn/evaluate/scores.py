@@ -31,7 +31,8 @@ def predict_jets(cfg: RunConfig, model: Model, pre: Preprocessing, jets: JaggedJ
 
     loader = eval_loader(cfg, make_builder(cfg, pre, kind=kind, fields=run_fields(cfg)), jets)
     task = make_task(cfg, kind, cfg.data.num_classes, None)
-    device = next(model.parameters()).device  # where it was trained (fit) or loaded (the CPU)
+    first = next(iter(model.parameters()), None)
+    device = first.device if first is not None else "cpu"  # where it was trained (fit) or loaded (the CPU)
     out = predict_outputs(model, task, loader, device, run_amp(cfg))
     if kind == "regress" and "target" in pre:  # back from standardized to physical units
         pred = out["pred"]

@@ -12,8 +12,9 @@ Layout (why it is fast on a CPU): in training the edge MLP runs on the edges of 
 only, packed as a 2-D ``(M·k, H)`` matrix (M real particles in the batch), so every layer is one
 plain matmul and every batch norm is torch's fused ``F.batch_norm`` over rows: no (B, N, k, H)
 padding, no masked statistics, no mask multiplications; the result is scattered back into
-(B, N, H). In eval mode every row is kept (no data-dependent shapes, so the block exports to ONNX):
-the norms use running statistics, which are elementwise, and padded rows are zeroed at the end.
+(B, N, H); the same in eval mode. Under export every row is kept (no data-dependent shapes, so the
+block exports to ONNX): the norms use running statistics, which are elementwise, and padded rows are
+zeroed at the end.
 """
 
 from __future__ import annotations
@@ -69,10 +70,11 @@ class EdgeConv(nn.Module):
         offset = torch.arange(b, device=x.device).view(b, 1, 1) * n  # (B, 1, 1) first row of each jet
         nbr = (idx + offset).reshape(b * n, self.k)  # (B*N, k) rows of the neighbours in (B*N)
         x_flat = x.reshape(b * n, c)  # (B*N, C)
-        # Training: only the M real particles' rows (the norms need their statistics, and padding is
-        # wasted work). Eval: every row, so that no shape depends on the data (ONNX export); the norms
-        # are then elementwise and padded rows are zeroed at the end.
-        rows = mask.reshape(-1).nonzero().squeeze(1) if self.training else None  # (M,)
+        # Only the M real particles' rows (the norms need their statistics in training, and padding is
+        # wasted work: half the rows of a random batch). Under export every row, so that no shape
+        # depends on the data (ONNX); the norms are then elementwise and padded rows are zeroed at the end.
+        every_row = torch.compiler.is_exporting() and not self.training
+        rows = None if every_row else mask.reshape(-1).nonzero().squeeze(1)  # (M,)
         x_i = x_flat if rows is None else x_flat[rows]  # (M, C)
         nbr = nbr if rows is None else nbr[rows]  # (M, k)
         # First layer on the edge feature [x_i, x_j − x_i] without building it:

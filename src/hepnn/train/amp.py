@@ -4,12 +4,14 @@
 
 * CUDA GPUs of compute capability ≥ 8.0 (Ampere and later have bf16 tensor cores);
 * CPUs with AMX (``amx_bf16``) or AVX-512 BF16 (``avx512_bf16``) in their flags: there one thread
-  multiplies bf16 matrices ~12× faster than fp32 (measured on a Xeon with AMX, docs/benchmarks.md).
+  multiplies bf16 matrices ~12× faster than fp32 on a Xeon with AMX and 2.3× on an AMD EPYC with
+  avx512_bf16 (ParT trains 1.5× faster there, with no AUC cost within seed noise; docs/benchmarks.md).
 
 Everywhere else it is fp32: on a CPU with AVX2 only, bf16 is converted in software and a training
 step is slower than in fp32; older GPUs and Apple's MPS stay in fp32 too (fp16 with loss scaling is
 ``train.amp=fp16``, a choice the user makes). The same decision is used for training, validation,
-``evaluate`` and ``predict``.
+``evaluate`` and ``predict``; a run of jet-level observables stays in fp32 under auto
+(``hepnn.runs.run_amp``: bf16 gains nothing there and costs a linear model its score).
 """
 
 from __future__ import annotations
