@@ -66,7 +66,10 @@ def setup(model: str, *, batch_size: int, max_particles: int, device: str, overr
     cfg = load_config(ROOT / "configs" / "top_tagging" / f"{model}.yaml",
                       [f"data.batch_size={batch_size}", f"data.max_particles={max_particles}",
                        f"train.device={device}", "data.loader=memory", *overrides])
-    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": {}})})  # paper size
+    # paper size: the config file's model.params are dropped, those given with --set are kept
+    asked = {o.split("=", 1)[0].removeprefix("model.params.") for o in overrides if o.startswith("model.params.")}
+    params = {k: v for k, v in cfg.model.params.items() if k in asked}
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": params})})
     seed_everything(cfg.train.seed)
     spec = get_model_spec(cfg.model.name)
     fields = (*spec.inputs, "y", "weight")
@@ -130,7 +133,7 @@ def measure(model: str, steps: int, **kw) -> dict[str, float]:
     total_c, total_w = data.cpu + step.cpu, data.wall + step.wall
     return {"params": n_params, "train_cpu": n / total_c, "train_wall": n / total_w,
             "infer_cpu": n_inf / infer.cpu, "infer_wall": n_inf / infer.wall,
-            "data": data.cpu / total_c, "pad": 1 - real / slots if slots else 0.0, "model": step.cpu / total_c}
+            "data": data.cpu / total_c, "data_wall": data.wall / total_w, "pad": 1 - real / slots if slots else 0.0, "model": step.cpu / total_c}
 
 
 def main() -> None:

@@ -1,11 +1,14 @@
 """weaver-core's ParticleNet / ParticleTransformer training step timed on hepnn's jets (model only).
 
     OMP_NUM_THREADS=1 "$WEAVER_VENV"/bin/python benchmarks/weaver/model_step.py [--steps 2]
+    python benchmarks/weaver/model_step.py --device cuda --steps 20 [--amp fp16|bf16]   # on a GPU
 
 The fallback when the full ``run.sh`` is too slow on a loaded machine: the inputs of ``top_kin.yaml``
 (7 features, Δη/Δφ points, four-vectors, mask; padded to 128 like weaver) for random batches of 256
 jets of ``data/toptag_small.parquet``, and the step of weaver's ``train_classification`` (forward,
-cross entropy, backward, gradient clipping, optimizer step), in process CPU time after one warm-up step.
+cross entropy, backward, gradient clipping, optimizer step), in process CPU time after one warm-up step;
+on a GPU in wall time (synchronized), the batches moved to the GPU before the clock starts, under
+``--amp``'s autocast (weaver-core's own ``--use-amp`` is fp16 with a gradient scaler, left out here).
 """
 
 import argparse
@@ -45,8 +48,19 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="particlenet,part")
     p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--amp", default="none", choices=["none", "fp16", "bf16"], help="autocast dtype")
     args = p.parse_args()
-    torch.set_num_threads(1)
+    dev = torch.device(args.device)
+    dtype = {"none": None, "fp16": torch.float16, "bf16": torch.bfloat16}[args.amp]
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
+    clock = time.process_time if dev.type == "cpu" else time.perf_counter
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
     a = ak.from_parquet(SAMPLE)
     rng = np.random.default_rng(0)
 
@@ -64,21 +78,26 @@ def main():
         for m in model.modules():  # skip the trimmer's 5 untrimmed warm-up steps: time the steady state
             if type(m).__name__ == "SequenceTrimmer":
                 m._counter.fill_(m.warmup_steps)
-        model.train()
+        model.to(dev).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
         cpu, n = 0.0, 0
         for step in range(args.steps + 1):
             x, y = inputs(a, rng.choice(len(a), 256, replace=False))
-            c0 = time.process_time()
+            x, y = [t.to(dev) for t in x], y.to(dev)
+            sync()
+            c0 = clock()
             opt.zero_grad()
-            loss = loss_fn(model(*x), y)
+            with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+                loss = loss_fn(model(*x), y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
             opt.step()
+            sync()
             if step:
-                cpu, n = cpu + time.process_time() - c0, n + 256
-        print(f"weaver {name}: {n / cpu:.1f} jets/s train (process CPU, model step only, 1 thread)", flush=True)
+                cpu, n = cpu + clock() - c0, n + 256
+        where = "process CPU, 1 thread" if dev.type == "cpu" else f"wall, {torch.cuda.get_device_name()}"
+        print(f"weaver {name} {args.amp}: {n / cpu:.1f} jets/s train ({where}, model step only)", flush=True)
 
 
 if __name__ == "__main__":

@@ -28,3 +28,26 @@ def test_machine_script_prints_the_bf16_worth_of_this_cpu():
     assert out.returncode == 0, out.stderr[-2000:]
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("# one thread, 1024x1024 matrix product: fp32 ") and "bf16" in last, last
+
+
+def test_bench_models_are_paper_size_with_the_params_asked_for():
+    """The config file's model.params are dropped (paper size); ``--set model.params.*`` are applied
+    (they were dropped too, so ``--set model.params.attention_groups=16`` measured the default)."""
+    from tests.benchmarks import benchmark_script
+
+    setup = benchmark_script("bench_train").setup
+    kw = dict(batch_size=32, max_particles=32, device="cpu")
+    engine, *_, n_params = setup("part", overrides=[], **kw)
+    assert engine.net.attention_groups is None and n_params == 2_139_744
+    engine, *_ = setup("part", overrides=["model.params.attention_groups=3"], **kw)
+    assert engine.net.attention_groups == 3
+
+
+def test_one_failing_row_does_not_end_the_table():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--models", "pfn", "--steps", "1",
+                          "--precisions", "fp32,fp16"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| pfn")]
+    assert len(rows) == 2 and "| fp32 |" in rows[0], out.stdout
+    assert "failed: HepnnError: train.amp=fp16 needs a GPU" in rows[1]

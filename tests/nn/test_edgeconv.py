@@ -109,3 +109,20 @@ def test_eval_on_real_rows_equals_the_export_layout(monkeypatch):
     every_row = conv(points, x, mask)
     torch.testing.assert_close(packed, every_row, rtol=1e-12, atol=1e-12)
     assert (packed[~mask] == 0).all()
+
+
+def test_autocast_output_keeps_the_input_dtype(monkeypatch):
+    """On a GPU autocast's batch norm keeps bf16 (on a CPU it returns float32): the block's output is
+    still in its input's dtype (the next block's kNN distances). CUDA's autocast does not promote
+    index_copy's operands as the CPU's does (the H200 raised a dtype error); a CPU cannot show that
+    error, but a scatter into zeros of h's dtype would fail the dtype check here."""
+    import hepnn.nn.edgeconv as edgeconv
+
+    norm_rows = edgeconv.batch_norm_rows
+    monkeypatch.setattr(edgeconv, "batch_norm_rows", lambda norm, h: norm_rows(norm, h).to(h.dtype))  # as on CUDA
+    conv, (points, x, mask) = make_conv(train=True), make_inputs()
+    conv, points, x = conv.float(), points.float(), x.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = conv(points, x, mask)
+    assert out.dtype == torch.float32
+    assert (out[~mask] == 0).all() and torch.isfinite(out).all()

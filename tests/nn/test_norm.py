@@ -122,3 +122,29 @@ def test_batch_norm_rows_with_one_row_in_training_does_not_raise():
 ])
 def test_uses_batch_norm(model, expected):
     assert uses_batch_norm(model) is expected
+
+
+def test_batch_statistics_are_float32_under_fp16_autocast():
+    """~10⁵ rows (ParT's real pairs in one batch): the sums of the statistics overflow fp16 (65,504) if
+    autocast runs them as half-precision products; they are taken in float32 as without autocast."""
+    norm = MaskedBatchNorm(C)
+    x = torch.randn(80_000, C, generator=torch.Generator().manual_seed(0)) * 3.0 + 1.0
+    mask = torch.ones(80_000, dtype=torch.bool)
+    expected = norm._batch_stats(x, mask)
+    with torch.autocast("cpu", dtype=torch.float16):
+        mean, var = norm._batch_stats(x, mask)
+        out = norm(x, mask)
+    assert mean.dtype == var.dtype == torch.float32
+    torch.testing.assert_close(mean, expected[0], rtol=0, atol=0)
+    torch.testing.assert_close(var, expected[1], rtol=0, atol=0)
+    assert torch.isfinite(out).all()
+
+
+def test_batch_statistics_of_half_inputs_are_taken_in_float32():
+    norm = MaskedBatchNorm(C)
+    x = (torch.randn(100_000, C, generator=torch.Generator().manual_seed(1)) * 2.0).to(torch.float16)
+    mean, var = norm._batch_stats(x, torch.ones(100_000, dtype=torch.bool))
+    ref = x.double()
+    assert mean.dtype == torch.float32 and torch.isfinite(var).all()
+    torch.testing.assert_close(mean.double(), ref.mean(0), rtol=0, atol=1e-5)
+    torch.testing.assert_close(var.double(), ref.var(0, unbiased=False), rtol=1e-4, atol=0)

@@ -92,4 +92,6 @@ class EdgeConv(nn.Module):
         h = torch.relu(h + short)  # (M, H)
         if rows is None:
             return (h * mask.reshape(-1, 1).to(h.dtype)).view(b, n, -1)  # padded rows -> 0
-        return x.new_zeros(b * n, h.shape[-1]).index_copy(0, rows, h).view(b, n, -1)  # (B, N, H)
+        # in x's dtype: under CUDA autocast h is bf16/fp16 (the norms keep it), and the next block's kNN
+        # distances should not be taken at 8 bits of mantissa
+        return x.new_zeros(b * n, h.shape[-1]).index_copy(0, rows, h.to(x.dtype)).view(b, n, -1)  # (B, N, H)

@@ -42,14 +42,18 @@ class MaskedBatchNorm(nn.Module):
         return torch.addcmul(self.bias - mean * scale, x, scale)  # x * scale + shift in one pass
 
     def _batch_stats(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and biased variance over real entries; updates the running averages."""
-        c = x.shape[-1]
-        w = mask.expand(x.shape[:-1]).reshape(-1).to(x.dtype)  # (M,) 1 for real entries
-        flat = x.reshape(-1, c)  # (M, C)
-        count = w.sum().clamp_min(1.0)
-        mean = (w @ flat) / count  # (C,) a matrix-vector product: no masked copy of x
-        d = flat - mean  # (M, C) centred first: E[x²] − E[x]² loses precision in float32
-        var = (w @ (d * d)) / count  # (C,)
+        """Mean and biased variance over real entries, in float32 whatever the autocast (as torch's own
+        batch norm: under fp16 the sums below overflow past 65,504 entries, ParT's pairs of one batch
+        being ~10⁵); updates the running averages."""
+        with torch.autocast(x.device.type, enabled=False):
+            c = x.shape[-1]
+            flat = x.reshape(-1, c)  # (M, C)
+            flat = flat.float() if flat.dtype.itemsize < 4 else flat  # bf16/fp16 inputs; float64 stays
+            w = mask.expand(x.shape[:-1]).reshape(-1).to(flat.dtype)  # (M,) 1 for real entries
+            count = w.sum().clamp_min(1.0)
+            mean = (w @ flat) / count  # (C,) a matrix-vector product: no masked copy of x
+            d = flat - mean  # (M, C) centred first: E[x²] − E[x]² loses precision in float32
+            var = (w @ (d * d)) / count  # (C,)
         with torch.no_grad():
             unbiased = var * count / (count - 1).clamp_min(1.0)
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)

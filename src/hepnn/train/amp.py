@@ -1,15 +1,17 @@
 """Mixed precision: which autocast dtype a device runs fast, decided once and logged.
 
-``train.amp=auto`` (the default) picks bf16 autocast only where the hardware multiplies bf16 natively:
-
-* CUDA GPUs of compute capability ≥ 8.0 (Ampere and later have bf16 tensor cores);
-* CPUs with AMX (``amx_bf16``) or AVX-512 BF16 (``avx512_bf16``) in their flags: there one thread
-  multiplies bf16 matrices ~12× faster than fp32 on a Xeon with AMX and 2.3× on an AMD EPYC with
-  avx512_bf16 (ParT trains 1.5× faster there, with no AUC cost within seed noise; docs/benchmarks.md).
+``train.amp=auto`` (the default) picks bf16 autocast on CPUs with AMX (``amx_bf16``) or AVX-512 BF16
+(``avx512_bf16``) in their flags: there one thread multiplies bf16 matrices ~12× faster than fp32
+on a Xeon with AMX and 2.3× on an AMD EPYC with avx512_bf16 (ParT trains 1.5× faster there, with no
+AUC cost within seed noise; docs/benchmarks.md).
 
 Everywhere else it is fp32: on a CPU with AVX2 only, bf16 is converted in software and a training
-step is slower than in fp32; older GPUs and Apple's MPS stay in fp32 too (fp16 with loss scaling is
-``train.amp=fp16``, a choice the user makes). The same decision is used for training, validation,
+step is slower than in fp32. On GPUs too, although those of compute capability ≥ 8.0 multiply bf16
+natively (``fast_bf16``): at hepnn's model sizes and batch 256 an H200 spends a step on kernel
+launches, gathers and scatters, not on matrix products, and bf16 made them slower (ParticleNet 0.46×,
+ParT 0.66×, PFN 0.89× of fp32; LorentzNet 1.21×, PELICAN 1.07×; docs/benchmarks.md, GPU). bf16 and
+fp16 (with loss scaling) stay a choice the user makes: ``train.amp=bf16|fp16``; Apple's MPS stays
+in fp32. The same decision is used for training, validation,
 ``evaluate`` and ``predict``; a run of jet-level observables stays in fp32 under auto
 (``hepnn.runs.run_amp``: bf16 gains nothing there and costs a linear model its score).
 """
@@ -79,6 +81,9 @@ def resolve_amp(amp: str, device: torch.device | str, *, flags: frozenset[str] |
     if amp != "auto":
         return _DTYPES[amp]
     fast, why = fast_bf16(dev.type, flags=flags, cuda_capability=cuda_capability)
+    if dev.type == "cuda" and fast:  # native, but slower at these sizes (module docstring)
+        fast, why = False, f"{why}, but bf16 trained the particle models slower than fp32 on an H200 at batch 256; " \
+                           "train.amp=bf16 to try it"
     _log_once(f"train.amp=auto: {'bf16 autocast' if fast else 'fp32'} on {dev.type} ({why})")
     return torch.bfloat16 if fast else None
 
