@@ -92,11 +92,44 @@ def _width_after_preprocess(cfg: RunConfig, block: str, width: int) -> int:
 
 
 def build_model(cfg: RunConfig) -> Model:
-    """The run's model at its initial weights (``model.name`` with ``model.params`` and the data's sizes)."""
+    """The run's model at its initial weights (``model.name`` with ``model.params`` and the data's sizes).
+
+    Every command builds its model here (training, evaluation, prediction, a distillation teacher),
+    so this is where a torch model's output layer is set to compute in fp32 under autocast
+    (``hepnn.train.amp.fp32_head``: bf16 logits would tie the scores).
+    """
     spec = get_model_spec(cfg.model.name)
     kwargs = {**model_inputs(cfg, spec), **cfg.model.params}
     if spec.kind == "tree":
         kwargs.setdefault("seed", cfg.train.seed)
+        return _create(cfg, kwargs)
+    from hepnn.train.amp import fp32_head
+
+    model = _create(cfg, kwargs)
+    fp32_head(model, output_names(cfg))
+    return model
+
+
+def output_names(cfg: RunConfig) -> list[str]:
+    """Parameter names of the run's output layer: those whose shape follows the factory's
+    ``num_classes`` (class logits, a bce logit or regression outputs); none if it takes none.
+
+    Found by building the model with one output more (``hepnn.train.transfer.output_layer``), with
+    torch's global RNG forked so that the run's random stream is the same as without the probe.
+    """
+    import torch
+
+    from hepnn.train.transfer import output_layer
+
+    spec = get_model_spec(cfg.model.name)
+    kwargs = {**model_inputs(cfg, spec), **cfg.model.params}
+    if spec.kind == "tree" or "num_classes" not in kwargs:
+        return []
+    with torch.random.fork_rng(devices=[]):
+        return output_layer(lambda k: _create(cfg, {**kwargs, "num_classes": k}), kwargs["num_classes"])
+
+
+def _create(cfg: RunConfig, kwargs: dict[str, Any]) -> Model:
     try:
         return create_model(cfg.model.name, **kwargs)
     except (TypeError, ValueError, RuntimeError) as err:  # e.g. a negative layer width reaching torch
@@ -205,10 +238,10 @@ def run_amp(cfg: RunConfig) -> str:
     """``train.amp`` as the run applies it, in training and in evaluation alike: ``"auto"`` means fp32
     for a model of jet-level observables only (linear models, perceptron, MLP).
 
-    Their products are too small for bf16 to gain anything (the MLP trains at 0.74× fp32's rate in bf16),
-    and a linear head loses what it learned in bf16: the perceptron's two logits share most of their
-    weights, and their difference, the score, drowns in bf16 rounding (test AUC 0.936 in fp32, 0.931
-    with the same weights scored in bf16, 0.907 trained and scored in bf16; the jet mass alone: 0.922).
+    Their products are too small for bf16 to gain anything (the MLP trains at 0.74× fp32's rate in bf16).
+    Their scores would survive bf16 now: the output layer computes in fp32 under autocast
+    (``build_model``), so the perceptron, an output layer alone, trains and scores the same bits in
+    bf16 as in fp32 (test AUC 0.936; 0.907 when its logits were bf16, below the jet mass alone: 0.922).
     """
     amp = cfg.train.amp
     if amp == "auto" and get_model_spec(cfg.model.name).inputs == ("jet",):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -157,3 +158,185 @@ def test_evaluation_scores_at_the_runs_precision(amp, monkeypatch):
     monkeypatch.setattr(engine_module, "predict_outputs", spy)
     out = predict_jets(cfg, build_model(cfg), pre, splits.test.take(np.arange(64)), "classify")
     assert seen == [(torch.device("cpu"), amp)] and np.isfinite(out["score"]).all()
+
+
+# ---------------------------------------------------------------- the output layer in fp32 (fp32_head)
+
+
+def _run_model(name: str):
+    """The run's model (``build_model``, output layer in fp32) and the same factory's plain model
+    with the same weights; ``name`` on the PFN's particle features or the MLP's jet observables."""
+    from hepnn.config import load_config
+    from hepnn.registry import create_model, get_model_spec
+    from hepnn.runs import build_model, model_inputs
+    from tests.conftest import ROOT
+
+    config = "pfn.yaml" if "x" in get_model_spec(name).inputs else "mlp.yaml"
+    params = [] if name in ("pfn", "mlp") else ["model.params={}"]
+    cfg = load_config(ROOT / "configs" / "top_tagging" / config, [f"model.name={name}", *params])
+    torch.manual_seed(0)
+    run = build_model(cfg).eval()
+    plain = create_model(name, **model_inputs(cfg, get_model_spec(name)), **cfg.model.params).eval()
+    plain.load_state_dict(run.state_dict())
+    return run, plain
+
+
+def _inputs(n: int = 1000, seed: int = 0):
+    """Random jets as the models read them: x (7 features, 30 slots), p4 (in units of 100 GeV: the
+    sizes bf16 sees after preprocessing) and the MLP's 9 observables."""
+    from hepnn.data.batch import Batch
+
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.arange(30) < torch.randint(5, 31, (n, 1), generator=g)  # (B, N)
+    p = torch.randn(n, 30, 3, generator=g)  # (B, N, 3)
+    p4 = torch.cat([p.norm(dim=-1, keepdim=True) + 0.1, p], dim=-1)  # (B, N, 4), massive
+    return Batch(x=torch.randn(n, 30, 7, generator=g), mask=mask, p4=p4, jet=torch.randn(n, 9, generator=g))
+
+
+def _bf16(model, batch):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        return model(batch)
+
+
+@pytest.mark.parametrize("name", ["pfn", "mlp", "part_lite"])
+def test_bf16_logits_are_float32_and_every_jet_gets_its_own_score(name):
+    """Under bf16 autocast the run's model gives fp32 logits, a score per jet (≥ 99% distinct: two fp32
+    softmax scores can still coincide). The same weights without fp32_head give bf16 logits and tied scores (the PFN trained in bf16: 651 of
+    1000 test jets of the committed sample)."""
+    run, plain = _run_model(name)
+    batch = _inputs()
+    ours, theirs = _bf16(run, batch), _bf16(plain, batch)
+    assert ours.dtype == torch.float32 and theirs.dtype == torch.bfloat16
+
+    def distinct(logits):
+        return len(torch.unique(torch.softmax(logits.float(), dim=1)[:, 1]))
+
+    assert distinct(ours) >= 0.99 * len(batch) and distinct(theirs) < 0.9 * len(batch)
+    with torch.no_grad():  # the body still ran in bf16: close to fp32
+        fp32 = run(batch)
+    torch.testing.assert_close(ours, fp32, rtol=0.1, atol=0.05)
+
+
+def test_a_linear_model_under_bf16_is_its_fp32_self():
+    """The perceptron is its output layer alone: under bf16 autocast it computes exactly what it does
+    in fp32 (its score was the difference of two bf16-rounded logits)."""
+    run, plain = _run_model("perceptron")
+    batch = _inputs()
+    with torch.no_grad():
+        assert torch.equal(_bf16(run, batch), run(batch))
+        assert not torch.equal(_bf16(plain, batch).float(), plain(batch))
+
+
+@pytest.mark.parametrize("name", ["pfn", "mlp", "part_lite", "particlenet_lite"])
+def test_fp32_outputs_are_bit_identical_with_and_without_fp32_head(name):
+    run, plain = _run_model(name)
+    batch = _inputs(64)
+    with torch.no_grad():
+        assert torch.equal(run(batch), plain(batch))
+
+
+def test_state_dict_keys_safetensors_and_copies_are_unchanged(tmp_path):
+    """Checkpoints, init_from and export read state-dict keys: fp32_head changes none. A safetensors
+    round trip gives the same bf16 outputs, and a deep copy (quantized_copy makes one) runs its own
+    head in fp32, not the original's."""
+    import copy
+
+    from hepnn.train.checkpoint import load_weights, save_weights
+
+    run, plain = _run_model("pfn")
+    assert list(run.state_dict()) == list(plain.state_dict())
+    assert [n for n, _ in run.named_parameters()] == [n for n, _ in plain.named_parameters()]
+    save_weights(run, tmp_path / "model.safetensors")
+    torch.manual_seed(1)
+    loaded, _ = _run_model("pfn")
+    with torch.no_grad():
+        loaded.f[6].weight.zero_()  # different weights until loaded
+    load_weights(loaded, tmp_path / "model.safetensors")
+    batch = _inputs(200)
+    assert torch.equal(_bf16(loaded, batch), _bf16(run, batch))
+    twin = copy.deepcopy(run)
+    with torch.no_grad():
+        twin.f[6].bias.add_(1.0)
+    assert twin.f[6].forward.module is twin.f[6]
+    torch.testing.assert_close(_bf16(twin, batch), _bf16(run, batch) + 1.0)
+
+
+def test_training_under_bf16_reaches_the_head_in_fp32_and_the_body_in_bf16():
+    from hepnn.train.engine import Engine
+    from hepnn.train.losses import build_loss
+    from hepnn.train.optim import build_optimizer
+    from hepnn.train.schedules import build_schedule
+    from hepnn.train.tasks import ClassifyTask
+
+    model, _ = _run_model("pfn")
+    head = model.f[6]
+    seen = []
+    head.register_forward_hook(lambda m, args, out: seen.append((args[0].dtype, out.dtype)))
+    batch = _inputs(128)
+    batch.y = (batch.mask.sum(1) > 17).long()  # a learnable label: multiplicity
+    opt = build_optimizer(model, "adam", lr=1e-3)
+    engine = Engine(model, ClassifyTask(build_loss("ce", num_classes=2), "ce", 2), opt,
+                    build_schedule(opt, "constant", total_steps=10, steps_per_epoch=1), amp="bf16", progress=False)
+    before = head.weight.detach().clone()
+    losses = [engine.train_step(batch)["loss"] for _ in range(10)]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert head.weight.grad.dtype == torch.float32 and head.weight.grad.abs().sum() > 0
+    assert not torch.equal(head.weight, before)
+    assert seen[0] == (torch.bfloat16, torch.float32)  # bf16 features in, fp32 logits out
+
+
+def test_fp32_head_on_other_owners(caplog):
+    """Any leaf module runs in fp32 (here not a Linear); an owner with submodules stays under
+    autocast with a warning (fp32 there would cover its subtree); wrapping twice is wrapping once."""
+    from torch import nn
+
+    from hepnn.train.amp import FP32Forward, fp32_head
+
+    class Scale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.full((3,), 1.001))
+
+        def forward(self, h):
+            return h @ torch.diag(self.w)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Linear(3, 3)
+            self.scale = Scale()
+            self.temperature = nn.Parameter(torch.ones(3))
+
+        def forward(self, x):
+            return self.scale(self.body(x)) * self.temperature
+
+    net = Net()
+    with caplog.at_level(logging.WARNING, logger="hepnn.train.amp"):
+        assert fp32_head(net, ["scale.w", "temperature"]) == ["scale"]
+    assert "(the model itself)" in caplog.text and isinstance(net.scale.forward, FP32Forward)
+    first = net.scale.forward
+    assert fp32_head(net, ["scale.w"]) == ["scale"] and net.scale.forward is first
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        h = net.body(torch.randn(5, 3))
+        assert h.dtype == torch.bfloat16 and net.scale(h).dtype == torch.float32
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ((), ["f.6.weight", "f.6.bias"]), (("train.loss=bce",), ["f.6.weight", "f.6.bias"]),
+    (("data.target=jet_mass",), ["f.6.weight", "f.6.bias"])])
+def test_output_names_for_logits_a_bce_logit_and_regression(overrides, expected):
+    """The output layer is found by the factory's num_classes (one output for bce and regression:
+    the data's class count says nothing there), without moving torch's random stream."""
+    from hepnn.config import load_config
+    from hepnn.registry import create_model, get_model_spec
+    from hepnn.runs import build_model, model_inputs, output_names
+    from tests.conftest import ROOT
+
+    cfg = load_config(ROOT / "configs" / "top_tagging" / "pfn.yaml", list(overrides))
+    assert output_names(cfg) == expected
+    torch.manual_seed(0)
+    build_model(cfg)
+    after_build = torch.rand(3)
+    torch.manual_seed(0)
+    create_model("pfn", **model_inputs(cfg, get_model_spec("pfn")), **cfg.model.params)
+    assert torch.equal(after_build, torch.rand(3))

@@ -106,6 +106,20 @@ def test_linear_probe_trains_the_output_layer_only():
     assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == sorted(head)
 
 
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_a_runs_linear_probe_trains_its_output_layer(loss, tmp_path):
+    """``train.linear_probe`` finds the head by the factory's num_classes, so a bce run's single
+    logit is found too (the data's class count, which it went by before, does not size that head)."""
+    from hepnn.config import load_config
+    from hepnn.runs import build_model
+    from hepnn.train.fit import start_from_weights
+
+    cfg = load_config(ROOT / "configs/top_tagging/pfn.yaml", ["train.linear_probe=true", f"train.loss={loss}"])
+    model = build_model(cfg)
+    start_from_weights(cfg, model, tmp_path, restart=False)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["f.6.weight", "f.6.bias"]
+
+
 @pytest.fixture(scope="module")
 def sample_parts(tmp_path_factory, sample_path):
     """The committed sample cut in two files: 1000 jets for fine-tuning, the other 4000 for pre-training."""

@@ -23,8 +23,8 @@ from hepnn.errors import HepnnError
 from hepnn.io_utils import write_json_atomic, write_text_atomic
 from hepnn.log import get_logger
 from hepnn.registry import TreeModel, count_parameters, get_model_spec
-from hepnn.runs import (Preprocessing, build_model, check_config, make_loaders, make_task, require_run_dir,
-                        run_amp, run_fields, task_kind)
+from hepnn.runs import (Preprocessing, build_model, check_config, make_loaders, make_task, output_names,
+                        require_run_dir, run_amp, run_fields, task_kind)
 from hepnn.train.distributed import is_main, leave
 
 log = get_logger(__name__)
@@ -189,7 +189,7 @@ def train_torch(cfg: RunConfig, model: nn.Module, splits: Splits, pre: Preproces
 def start_from_weights(cfg: RunConfig, model: nn.Module, run_dir: Path, *, restart: bool) -> None:
     """``train.init_from`` (unless ``restart``: the checkpoint holds the weights), then ``train.freeze``
     or ``train.linear_probe``. The load report goes to init_report.json."""
-    from hepnn.train.transfer import freeze, load_init, output_layer, probe, trainable_count
+    from hepnn.train.transfer import freeze, load_init, probe, trainable_count
 
     tc = cfg.train
     if tc.init_from is not None and not restart:
@@ -199,11 +199,7 @@ def start_from_weights(cfg: RunConfig, model: nn.Module, run_dir: Path, *, resta
     if tc.freeze:
         freeze(model, tc.freeze)
     elif tc.linear_probe:
-        probe(model, output_layer(lambda k: build_model(_with_classes(cfg, k)), cfg.data.num_classes))
+        probe(model, output_names(cfg))
     if tc.freeze or tc.linear_probe:
         trainable, total = trainable_count(model)
         log.info("training %d of %d parameters", trainable, total)
-
-
-def _with_classes(cfg: RunConfig, k: int) -> RunConfig:
-    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"num_classes": k})})
