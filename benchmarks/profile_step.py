@@ -83,7 +83,8 @@ def profile_gpu(engine, batches, args, n_params: int) -> None:
         torch.cuda.synchronize()
     events = prof.key_averages()
     launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel", "cuLaunchKernelEx"))
-    gpu = sum(e.self_device_time_total for e in events) / 1e6 / args.steps
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]  # not the ops above them
+    gpu = sum(e.self_device_time_total for e in kernels) / 1e6 / args.steps
     print(f"# {args.model} ({n_params:,} parameters) on {torch.cuda.get_device_name()}, {args.steps} steps of "
           f"{args.batch_size} jets: {wall * 1e3:.1f} ms wall per step ({args.batch_size / wall:,.0f} jets/s), "
           f"{gpu * 1e3:.1f} ms of kernels, {launches / args.steps:,.0f} kernel launches per step")

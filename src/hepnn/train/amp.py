@@ -11,9 +11,8 @@ natively (``fast_bf16``): at hepnn's model sizes and batch 256 an H200 spends a 
 launches, gathers and scatters, not on matrix products, and bf16 made them slower (ParticleNet 0.46×,
 ParT 0.66×, PFN 0.89× of fp32; LorentzNet 1.21×, PELICAN 1.07×; docs/benchmarks.md, GPU). bf16 and
 fp16 (with loss scaling) stay a choice the user makes: ``train.amp=bf16|fp16``; Apple's MPS stays
-in fp32. The same decision is used for training, validation,
-``evaluate`` and ``predict``; a run of jet-level observables stays in fp32 under auto
-(``hepnn.runs.run_amp``: bf16 gains nothing there).
+in fp32. The same decision is used for training, validation, ``evaluate`` and ``predict``; a run of
+jet-level observables stays in fp32 under auto (``hepnn.runs.run_amp``: bf16 gains nothing there).
 
 Under any autocast a run's output layer computes in fp32 (``fp32_head``, applied by
 ``hepnn.runs.build_model``): bf16 logits would round every score to 8 bits of mantissa.
