@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU benchmarks in one command, < 9 minutes on one GPU (the sections' time limits add up to 535 s); prints what to paste into docs/benchmarks.md.
+# GPU benchmarks in one command, < 9 minutes on one GPU (the sections' time limits add up to 535 s);
+# prints what to paste into docs/benchmarks.md (last run: its section "GPU: one NVIDIA H200").
 #   benchmarks/gpu.sh                     # on a machine with a CUDA GPU, from the repository root
 #   DEVICE=cpu STEPS=1 benchmarks/gpu.sh  # a dry run of the plumbing on a CPU (no GPU numbers)
 # Sections (each under its own time limit, so one failure does not take the others with it):
