@@ -133,7 +133,8 @@ def measure(model: str, steps: int, **kw) -> dict[str, float]:
     total_c, total_w = data.cpu + step.cpu, data.wall + step.wall
     return {"params": n_params, "train_cpu": n / total_c, "train_wall": n / total_w,
             "infer_cpu": n_inf / infer.cpu, "infer_wall": n_inf / infer.wall,
-            "data": data.cpu / total_c, "data_wall": data.wall / total_w, "pad": 1 - real / slots if slots else 0.0, "model": step.cpu / total_c}
+            "data": data.cpu / total_c, "data_wall": data.wall / total_w,
+            "pad": 1 - real / slots if slots else 0.0, "model": step.cpu / total_c}
 
 
 def main() -> None:

@@ -81,7 +81,7 @@ def main():
         model.to(dev).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
-        cpu, n = 0.0, 0
+        spent, n = 0.0, 0  # process CPU seconds on a CPU, wall seconds on a GPU
         for step in range(args.steps + 1):
             x, y = inputs(a, rng.choice(len(a), 256, replace=False))
             x, y = [t.to(dev) for t in x], y.to(dev)
@@ -95,9 +95,9 @@ def main():
             opt.step()
             sync()
             if step:
-                cpu, n = cpu + clock() - c0, n + 256
+                spent, n = spent + clock() - c0, n + 256
         where = "process CPU, 1 thread" if dev.type == "cpu" else f"wall, {torch.cuda.get_device_name()}"
-        print(f"weaver {name} {args.amp}: {n / cpu:.1f} jets/s train ({where}, model step only)", flush=True)
+        print(f"weaver {name} {args.amp}: {n / spent:.1f} jets/s train ({where}, model step only)", flush=True)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,7 @@ def build_model(cfg: RunConfig) -> Model:
     so this is where a torch model's output layer is set to compute in fp32 under autocast
     (``hepnn.train.amp.fp32_head``: bf16 logits would tie the scores).
     """
-    spec = get_model_spec(cfg.model.name)
-    kwargs = {**model_inputs(cfg, spec), **cfg.model.params}
+    spec, kwargs = _factory_kwargs(cfg)
     if spec.kind == "tree":
         kwargs.setdefault("seed", cfg.train.seed)
         return _create(cfg, kwargs)
@@ -121,12 +120,17 @@ def output_names(cfg: RunConfig) -> list[str]:
 
     from hepnn.train.transfer import output_layer
 
-    spec = get_model_spec(cfg.model.name)
-    kwargs = {**model_inputs(cfg, spec), **cfg.model.params}
+    spec, kwargs = _factory_kwargs(cfg)
     if spec.kind == "tree" or "num_classes" not in kwargs:
         return []
     with torch.random.fork_rng(devices=[]):
         return output_layer(lambda k: _create(cfg, {**kwargs, "num_classes": k}), kwargs["num_classes"])
+
+
+def _factory_kwargs(cfg: RunConfig) -> tuple[ModelSpec, dict[str, Any]]:
+    """The registered model's spec and its factory's arguments: the data's sizes, then ``model.params``."""
+    spec = get_model_spec(cfg.model.name)
+    return spec, {**model_inputs(cfg, spec), **cfg.model.params}
 
 
 def _create(cfg: RunConfig, kwargs: dict[str, Any]) -> Model:

@@ -201,8 +201,8 @@ def _bf16(model, batch):
 @pytest.mark.parametrize("name", ["pfn", "mlp", "part_lite"])
 def test_bf16_logits_are_float32_and_every_jet_gets_its_own_score(name):
     """Under bf16 autocast the run's model gives fp32 logits, a score per jet (≥ 99% distinct: two fp32
-    softmax scores can still coincide). The same weights without fp32_head give bf16 logits and tied scores (the PFN trained in bf16: 651 of
-    1000 test jets of the committed sample)."""
+    softmax scores can still coincide). The same weights without fp32_head give bf16 logits and tied
+    scores (the PFN trained in bf16: 651 distinct among 1000 test jets of the committed sample)."""
     run, plain = _run_model(name)
     batch = _inputs()
     ours, theirs = _bf16(run, batch), _bf16(plain, batch)
